@@ -1,0 +1,29 @@
+"""Errors raised on bad input. The CLI prints ``str(err)`` as one line and exits 2."""
+
+from __future__ import annotations
+
+
+class SimrealError(Exception):
+    """Base class: bad input named precisely (file, key or element) with what was expected."""
+
+    exit_code = 2
+
+
+class ConfigError(SimrealError):
+    """A config file or value is invalid."""
+
+
+class DatasetError(SimrealError):
+    """A dataset folder, image or annotation is missing or invalid."""
+
+
+class AssetError(SimrealError):
+    """A mesh, texture, background or LUT is missing or unreadable."""
+
+
+class WeightsError(SimrealError):
+    """A weights or checkpoint file is missing or does not fit the model."""
+
+
+class RunError(SimrealError):
+    """A run folder is missing, from another model, or inconsistent."""

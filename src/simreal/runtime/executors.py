@@ -1,0 +1,146 @@
+"""Executors map a pure, importable function over tasks: in-process, local process pool, or Ray.
+
+Results come back in completion order as ``(task, result, error)``; the driver alone records them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from simreal.errors import ConfigError
+
+Outcome = tuple[Any, Any, str | None]
+
+
+def _call(fn: Callable[[Any], Any], task: Any) -> tuple[Any, str | None]:
+    try:
+        return fn(task), None
+    except Exception as exc:  # one bad element must not stop the batch
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return None, detail
+
+
+def _init_worker(threads: int) -> None:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_inline(fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Outcome]:
+    """Run tasks one after another in this process."""
+    for task in tasks:
+        result, err = _call(fn, task)
+        yield task, result, err
+
+
+def run_local(
+    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, max_tasks_per_child: int = 400
+) -> Iterator[Outcome]:
+    """Run tasks on a spawn-started process pool, a bounded number in flight."""
+    ctx = mp.get_context("spawn")
+    pending: dict[cf.Future[tuple[Any, str | None]], Any] = {}
+    it = iter(tasks)
+    with cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(1,),
+        max_tasks_per_child=max_tasks_per_child,
+    ) as pool:
+        def submit_next() -> bool:
+            try:
+                task = next(it)
+            except StopIteration:
+                return False
+            pending[pool.submit(_call, fn, task)] = task
+            return True
+
+        for _ in range(workers * 3):
+            if not submit_next():
+                break
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                task = pending.pop(fut)
+                try:
+                    result, err = fut.result()
+                except Exception as exc:  # worker died (e.g. out of memory)
+                    result, err = None, f"worker failed: {exc}"
+                yield task, result, err
+                submit_next()
+
+
+def run_ray(
+    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, address: str | None = None
+) -> Iterator[Outcome]:
+    """Run tasks on Ray: a local instance (``address=None``) or an existing cluster."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs the 'ray' extra: pip install 'simreal[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers
+        ray.init(**kwargs)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(_call)
+        fn_ref = ray.put(fn)
+        in_flight: dict[Any, Any] = {}
+        it = iter(tasks)
+        limit = max(workers, 1) * 3
+
+        def submit_next() -> bool:
+            try:
+                task = next(it)
+            except StopIteration:
+                return False
+            in_flight[remote.remote(fn_ref, task)] = task
+            return True
+
+        for _ in range(limit):
+            if not submit_next():
+                break
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                task = in_flight.pop(ref)
+                try:
+                    result, err = ray.get(ref)
+                except Exception as exc:
+                    result, err = None, f"ray task failed: {exc}"
+                yield task, result, err
+                submit_next()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def map_tasks(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+) -> Iterator[Outcome]:
+    """Map ``fn`` over ``tasks`` with the named executor ("local" or "ray")."""
+    if workers < 1:
+        raise ConfigError(f"--workers: expected a positive integer, got {workers}")
+    if executor == "local":
+        if workers == 1:
+            return run_inline(fn, tasks)
+        return run_local(fn, tasks, workers)
+    if executor == "ray":
+        return run_ray(fn, tasks, workers, address)
+    raise ConfigError(f"--executor: expected 'local' or 'ray', got {executor!r}")
