@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that double as demos."""

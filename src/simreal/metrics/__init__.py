@@ -1,0 +1,1 @@
+"""Metrics: ranking, detection, re-identification, FID/KID (import submodules directly)."""

@@ -1,0 +1,1 @@
+"""Model building blocks in plain torch (import submodules directly)."""

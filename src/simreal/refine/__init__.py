@@ -1,0 +1,1 @@
+"""Image-to-image refiners (CycleGAN family, AGGAN, CUT) and crop-refine-reinsert."""

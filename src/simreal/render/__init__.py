@@ -1,0 +1,1 @@
+"""Synthetic data engine: scene spec, randomizers, assets, backends, annotation, post-effects."""

@@ -1,0 +1,1 @@
+"""Task definitions: classify, segment, detect, reid."""
