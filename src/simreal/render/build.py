@@ -1,0 +1,177 @@
+"""Turn sampled params into a :class:`SceneData` (world-space meshes, materials, lights) and a
+background image. Pure: the same params always give the same scene."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simreal.render.camera import camera_from_params
+from simreal.render.library import AssetLibrary, resolve_folder
+from simreal.render.mesh import Mesh
+from simreal.render.primitives import primitive
+from simreal.render.randomize import _temperature_rgb
+from simreal.render.scene import Instance, Light, Material, SceneData
+from simreal.render.spec import SceneConfig
+from simreal.render.textures import load_texture, make_texture
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB [0, 1] to linear."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear to sRGB [0, 1] (clipped)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
+
+
+def _rot_z(deg: float) -> np.ndarray:
+    c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def _rot_axis(axis: np.ndarray, deg: float) -> np.ndarray:
+    a = axis / np.linalg.norm(axis)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    t = np.deg2rad(deg)
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * (k @ k)
+
+
+def _quat(q: list[float]) -> np.ndarray:
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _affine(rot: np.ndarray, scale: float, pos: list[float]) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = rot * scale
+    m[:3, 3] = pos
+    return m
+
+
+def object_transform(o: dict[str, Any]) -> np.ndarray:
+    """4x4 object-to-world transform of a sampled target."""
+    r = o["rotation"]
+    ax = r["tilt_axis"]
+    tilt_axis = np.array([np.cos(np.deg2rad(ax)), np.sin(np.deg2rad(ax)), 0.0])
+    rot = _rot_axis(tilt_axis, r["tilt"]) @ _rot_z(r["yaw"])
+    return _affine(rot, o["size"], o["position"])
+
+
+def material_from(m: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary) -> Material:
+    """A Material from sampled material params."""
+    tex = None
+    size = cfg.material.textures.size
+    if m.get("texture"):
+        t = m["texture"]
+        if t.get("kind") == "file":
+            folder = resolve_folder(str(cfg.material.textures.folder))
+            tex = load_texture(folder / t["file"], (size, size))
+        else:
+            tex = make_texture(t, (size, size))
+    return Material(tuple(m["base_color"]), tex, m["roughness"], m["metallic"])
+
+
+def _target_instances(o: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary, label: int) -> list[Instance]:
+    xf = object_transform(o)
+    if o["kind"] == "canister":
+        from simreal.render.canister import canister_parts, canister_textures
+
+        parts = canister_parts(o["canister"])
+        centre = np.eye(4)
+        centre[2, 3] = -0.5  # object space has the base at z=0 and the cap top at z=1
+        xf = xf @ centre
+        size = cfg.material.textures.size
+        texs = canister_textures(o["canister"], size=(size, 2 * size))
+        out = []
+        for name, mesh in parts.items():
+            tex = texs.get(name)
+            rough = texs.get(f"{name}_roughness")
+            metallic = o["canister"].get("metallic", {}).get(name, 0.0)
+            mat = Material((0.6, 0.6, 0.6), tex, float(np.mean(rough)) if rough is not None else 0.5,
+                           float(metallic))
+            out.append(Instance(mesh.transformed(xf), mat, label, o["category_id"], "target"))
+        return out
+    mesh: Mesh = lib.meshes[o["object"]] if o["kind"] == "mesh" else primitive(o["shape"])
+    return [Instance(mesh.transformed(xf), material_from(o["material"], cfg, lib), label, o["category_id"])]
+
+
+def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], seed: int) -> SceneData:
+    """The scene described by ``params``; targets carry labels 1..N in sampling order."""
+    w, h = cfg.resolution
+    cam = camera_from_params(params["camera"], w, h)
+    instances: list[Instance] = []
+    for k, o in enumerate(params["objects"], start=1):
+        instances.extend(_target_instances(o, cfg, lib, k))
+    for d in params["distractors"]:
+        xf = _affine(_quat(d["quaternion"]), d["size"], d["position"])
+        instances.append(Instance(primitive(d["shape"]).transformed(xf), material_from(d["material"], cfg, lib),
+                                  0, 0, "distractor"))
+    bg = params["background"]
+    if bg["kind"] == "ground":
+        zmin = min((float(i.mesh.vertices[:, 2].min()) for i in instances if i.role == "target"), default=-0.5)
+        plane = primitive("plane", size=40.0)
+        instances.append(Instance(plane.transformed(_affine(np.eye(3), 1.0, [0.0, 0.0, zmin - 1e-3])),
+                                  material_from(bg["material"], cfg, lib), 0, 0, "ground"))
+    lights = []
+    for light in params["lights"]:
+        rgb = np.asarray(_temperature_rgb(light["temperature"])) * light["intensity"]
+        if light["kind"] in ("point", "spot"):
+            d2 = float(np.sum(np.subtract(light["position"], light["target"]) ** 2))
+            rgb = rgb * d2  # "intensity" is the irradiance at the target
+        lights.append(Light(light["kind"], tuple(light["position"]), tuple(light["target"]),
+                            tuple(float(c) for c in rgb), light.get("cutoff", 30.0)))
+    env = params["environment"]
+    env_rgb = None
+    env_image = None
+    if env["kind"] == "constant":
+        env_rgb = tuple(float(c) * env["intensity"] for c in _temperature_rgb(env["temperature"]))
+    elif env["kind"] == "image":
+        env_image = load_texture(resolve_folder(str(cfg.lighting.environment.folder)) / env["file"], (256, 512))
+    if bg["kind"] == "photo" and bg.get("mode") == "envmap":
+        env_image = load_texture(resolve_folder(str(cfg.background.photo_folder)) / bg["file"], (256, 512))
+        env_rgb = None
+    hide = bg["kind"] in ("procedural",) or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
+    return SceneData(
+        camera=cam, instances=instances, lights=lights, env_rgb=env_rgb, env_image=env_image,
+        env_scale=float(env["intensity"]), hide_environment=hide, spp=cfg.render.spp,
+        max_depth=cfg.render.max_depth, seed=seed, exposure=params["camera"]["exposure"],
+    )
+
+
+def background_image(cfg: SceneConfig, params: dict[str, Any]) -> np.ndarray | None:
+    """The sRGB float (H, W, 3) image composited behind the render, or None."""
+    w, h = cfg.resolution
+    bg = params["background"]
+    if bg["kind"] == "procedural":
+        return make_texture(bg["texture"], (h, w)).astype(np.float32) / 255.0
+    if bg["kind"] == "photo" and bg.get("mode") != "envmap":
+        img = load_texture(resolve_folder(str(cfg.background.photo_folder)) / bg["file"])
+        ih, iw = img.shape[:2]
+        side_w = bg["scale"] * min(iw, ih * w / h)
+        side_h = side_w * h / w
+        x0 = bg["cx"] * (iw - side_w)
+        y0 = bg["cy"] * (ih - side_h)
+        from PIL import Image
+
+        crop = Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR,
+                                           box=(x0, y0, x0 + side_w, y0 + side_h))
+        arr = np.asarray(crop, dtype=np.float32) / 255.0
+        return arr[:, ::-1] if bg.get("flip") else arr
+    return None
+
+
+def composite(rgba_linear: np.ndarray, background_srgb: np.ndarray | None) -> np.ndarray:
+    """Premultiplied linear RGBA over a background, tone-mapped to sRGB uint8."""
+    rgb = rgba_linear[..., :3]
+    if background_srgb is not None:
+        alpha = np.clip(rgba_linear[..., 3:4], 0.0, 1.0)
+        rgb = rgb + (1.0 - alpha) * srgb_to_linear(background_srgb)
+    return (linear_to_srgb(rgb) * 255.0 + 0.5).astype(np.uint8)
