@@ -36,9 +36,9 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import dataset, demo, render
+    from simreal.cli import dataset, demo, metrics, refine, render
 
-    for module in (render, dataset, demo):
+    for module in (render, dataset, demo, refine, metrics):
         module.register(app)
 
 

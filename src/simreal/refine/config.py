@@ -108,6 +108,9 @@ class CropConfig(StrictModel):
     )
     feather: float = Field(0.25, ge=0, le=0.5, description="window ramp width as a fraction of the crop")
     mask_dilate: int = Field(0, ge=0, description="grow the blend mask by this many pixels")
+    reinsert: Literal["delta", "replace"] = Field(
+        "delta", description="delta: add the refiner's change (exact for unchanged pixels); replace: paste"
+    )
 
 
 class RefinerConfig(StrictModel):

@@ -205,7 +205,7 @@ def crop_refine_reinsert(
     if len(centers) == 0:
         return image_u8.copy()
     arr = image_u8[:, :, None] if image_u8.ndim == 2 else image_u8
-    img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1.0
+    img = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0
     ctr = snap_centers(torch.as_tensor(np.asarray(centers, dtype=np.float64)).float(), size)
     if rotate_upright:
         z = image_center if image_center is not None else ((w - 1) / 2, (h - 1) / 2)

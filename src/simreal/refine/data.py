@@ -55,7 +55,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 HxW or HxWxC to float (C, H, W) in [-1, 1]."""
     if img.ndim == 2:
         img = img[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
