@@ -26,6 +26,7 @@ Spec (plain dict, every key optional; ``[lo, hi]`` ranges are sampled uniformly;
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -250,10 +251,14 @@ def canister_parts(params: dict) -> dict[str, Mesh]:
 
 @lru_cache(maxsize=32)
 def _font(px: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans Bold as shipped inside matplotlib (same pixels on every machine)."""
+    import matplotlib
     from matplotlib import font_manager
 
-    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold"))
-    return ImageFont.truetype(path, max(4, int(px)))
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+    if not path.is_file():
+        path = Path(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold")))
+    return ImageFont.truetype(str(path), max(4, int(px)))
 
 
 def _text_mask(text: str, px: int) -> np.ndarray:
