@@ -178,6 +178,7 @@ def test_probabilities_and_stream_stability(img):
     assert a["grain"] == b["grain"]  # toggling blur does not shift the grain draws
     only = sample_post_params(np.random.default_rng(1), {"lut": {"p": 1.0, "names": ["cool"]}}, ["warm"])
     assert only["lut"]["name"] == "cool"
+    assert sample_post_params(np.random.default_rng(1), {"lut_folder": "/x"}, []) is not None
     with pytest.raises(ConfigError, match="bloom"):
         sample_post_params(np.random.default_rng(1), {"bloom": {}}, [])
     with pytest.raises(ConfigError, match="post.blur.sigma"):

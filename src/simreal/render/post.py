@@ -16,6 +16,7 @@ hi]`` ranges are sampled uniformly)::
                                                               (fraction of the half-diagonal) where it starts
     grain:    {p: 0.5, intensity: [0.01, 0.05], size: [1.0, 2.0]}  std-dev at mid-grey; grain size in px
     jpeg:     {p: 0.3, quality: [30, 95]}
+    lut_folder: null        accepted and ignored here (the asset library loads .cube files from it)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ POST_DEFAULTS: dict = {
     "jpeg": {"p": 0.3, "quality": [30, 95]},
 }
 EFFECTS: tuple[str, ...] = ("blur", "lut", "vignette", "grain", "jpeg")
+POST_OTHER_KEYS: tuple[str, ...] = ("lut_folder",)  # accepted in a post spec, used by the asset library
 
 
 def _section(spec: dict | None, name: str) -> dict:
@@ -63,7 +65,7 @@ def sample_post_params(rng: np.random.Generator, spec: dict | None = None,
     The same number of values is drawn whatever is enabled, so changing one probability does not
     shift the others. ``lut_names``: the LUTs available to choose from (e.g. ``list(luts)``).
     """
-    unknown = sorted(set(spec or {}) - set(POST_DEFAULTS))
+    unknown = sorted(set(spec or {}) - set(POST_DEFAULTS) - set(POST_OTHER_KEYS))
     if unknown:
         raise ConfigError(f"post: unknown effect(s) {unknown}; expected {sorted(POST_DEFAULTS)}")
     out: dict = {}
