@@ -3,6 +3,7 @@ background image. Pure: the same params always give the same scene."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,23 @@ from simreal.render.randomize import _temperature_rgb
 from simreal.render.scene import Instance, Light, Material, SceneData
 from simreal.render.spec import SceneConfig
 from simreal.render.textures import load_texture, make_texture
+
+
+@functools.lru_cache(maxsize=64)
+def cached_primitive(kind: str, segments: int = 0) -> Mesh:
+    """A primitive mesh (pure, so cached per process); ``segments`` 0 keeps the default tessellation."""
+    if segments and kind in ("sphere", "cylinder", "cone", "torus"):
+        kw = {"segments": segments}
+        if kind == "sphere":
+            kw["rings"] = max(4, segments // 2)
+        return primitive(kind, **kw)
+    return primitive(kind)
+
+
+@functools.lru_cache(maxsize=16)
+def cached_photo(path: str) -> np.ndarray:
+    """A decoded photo (uint8 RGB), cached per process: backgrounds repeat across images."""
+    return load_texture(path)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -99,7 +117,7 @@ def _target_instances(o: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary, la
                            float(metallic))
             out.append(Instance(mesh.transformed(xf), mat, label, o["category_id"], "target"))
         return out
-    mesh: Mesh = lib.meshes[o["object"]] if o["kind"] == "mesh" else primitive(o["shape"])
+    mesh: Mesh = lib.meshes[o["object"]] if o["kind"] == "mesh" else cached_primitive(o["shape"])
     return [Instance(mesh.transformed(xf), material_from(o["material"], cfg, lib), label, o["category_id"])]
 
 
@@ -112,7 +130,7 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
         instances.extend(_target_instances(o, cfg, lib, k))
     for d in params["distractors"]:
         xf = _affine(_quat(d["quaternion"]), d["size"], d["position"])
-        instances.append(Instance(primitive(d["shape"]).transformed(xf), material_from(d["material"], cfg, lib),
+        instances.append(Instance(cached_primitive(d["shape"], cfg.distractors.segments).transformed(xf), material_from(d["material"], cfg, lib),
                                   0, 0, "distractor"))
     bg = params["background"]
     if bg["kind"] == "ground":
@@ -153,7 +171,7 @@ def background_image(cfg: SceneConfig, params: dict[str, Any]) -> np.ndarray | N
     if bg["kind"] == "procedural":
         return make_texture(bg["texture"], (h, w)).astype(np.float32) / 255.0
     if bg["kind"] == "photo" and bg.get("mode") != "envmap":
-        img = load_texture(resolve_folder(str(cfg.background.photo_folder)) / bg["file"])
+        img = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
         ih, iw = img.shape[:2]
         side_w = bg["scale"] * min(iw, ih * w / h)
         side_h = side_w * h / w

@@ -48,6 +48,18 @@ class RenderSummary:
     other_seconds: float
 
 
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files an interrupted run left behind (never a finished file)."""
+    n = 0
+    for sub in ("", "images", "masks"):
+        folder = out / sub
+        if folder.is_dir():
+            for f in folder.glob(".*.tmp"):
+                f.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
 def _check_out(out: Path, digest: str) -> None:
     if not out.exists():
         return
@@ -88,7 +100,10 @@ def render_dataset(
     _check_out(out, digest)
     build_library(cfg)  # every file named by the config is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out)
     log = folder_logger(out, "render", "render.log")
+    if stale:
+        log.info("removed %d temporary files left by an interrupted run", stale)
     manifest = Manifest(out / MANIFEST)
     try:
         if manifest.get_meta("config_hash") is None:

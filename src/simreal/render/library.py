@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from simreal.errors import AssetError, ConfigError
+from simreal.render.luts import Lut3D
 from simreal.render.mesh import Mesh
 from simreal.render.spec import SceneConfig
 
@@ -22,7 +23,7 @@ class AssetLibrary:
     textures: list[Path] = field(default_factory=list)
     photos: list[Path] = field(default_factory=list)
     env_images: list[Path] = field(default_factory=list)
-    luts: dict[str, np.ndarray] = field(default_factory=dict)
+    luts: dict[str, Lut3D] = field(default_factory=dict)
 
 
 BUILTIN_PHOTOS = "builtin:photos"

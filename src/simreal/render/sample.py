@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from simreal.datasets.imageio import encode_image, encode_mask
-from simreal.render.annotate import annotate
+from simreal.render.annotate import amodal_box, annotate
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.build import background_image, build_scene, composite
 from simreal.render.crop import crop_samples
@@ -41,9 +41,14 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     assert labels is not None
     target_labels = sorted({inst.label for inst in scene.instances if inst.label > 0})
     amodal = {}
+    inst_label = np.array([0] + [inst.label for inst in scene.instances])
+    pixel_label = inst_label[labels]
     for k in target_labels:
         idx = [i for i, inst in enumerate(scene.instances) if inst.label == k]
-        amodal[k] = backend.labels(scene, only=idx) > 0
+        if occlusion_possible(scene, labels, pixel_label, idx, k):
+            amodal[k] = backend.labels(scene, only=idx) > 0
+        else:  # nothing else is drawn inside its projected box: what is visible is all there is
+            amodal[k] = pixel_label == k
     mask, anns = annotate(scene, labels, amodal, cfg.annotation.min_visibility)
     image = composite(rgba, background_image(cfg, params))
     if params["post"]:
@@ -85,9 +90,16 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     }
 
 
-def preview_labels(labels: np.ndarray) -> np.ndarray:
-    """Colour-code an instance-index map (debugging aid)."""
-    rng = np.random.default_rng(0)
-    pal = rng.integers(0, 255, (int(labels.max()) + 1, 3), dtype=np.uint8)
-    pal[0] = 0
-    return pal[labels]
+def occlusion_possible(scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int], k: int) -> bool:
+    """Whether any other surface is drawn inside target ``k``'s projected box (else its visible mask
+    is its amodal mask, and the extra amodal pass can be skipped)."""
+    box = amodal_box(scene, idx)
+    if box is None:
+        return False
+    h, w = labels.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[0] + box[2])) + 1), min(h, int(np.ceil(box[1] + box[3])) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return False
+    window_hits = labels[y0:y1, x0:x1] > 0
+    return bool((window_hits & (pixel_label[y0:y1, x0:x1] != k)).any())

@@ -205,6 +205,7 @@ class DistractorSpec(StrictModel):
     shapes: list[Literal["cube", "sphere", "cylinder", "cone", "torus"]] = ["cube", "sphere", "cylinder"]
     size: Range = (0.15, 0.5)
     distance: Range = (0.3, 1.0)
+    segments: int = Field(24, ge=3, le=512)
 
     @field_validator("count")
     @classmethod

@@ -1,0 +1,133 @@
+"""`simreal render` end to end on tiny data: COCO validity, determinism, resumption, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from simreal.datasets import Dataset
+
+from .render_helpers import folder_digest, simreal, write_config
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("render")
+    cfg = write_config(d)
+    simreal("render", "--config", str(cfg), "--out", str(d / "ds"), "--workers", "1", "--quiet")
+    return d / "ds"
+
+
+def test_coco_round_trip_with_pycocotools(tiny_dataset: Path) -> None:
+    coco = COCO(str(tiny_dataset / "annotations.json"))
+    ds = Dataset.open(tiny_dataset)
+    assert len(coco.getImgIds()) == 6
+    assert ds.info["counts"]["images"] == 6
+    assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"canister", "cube"}
+    n_anns = 0
+    for img in coco.loadImgs(coco.getImgIds()):
+        assert "seed" in img and "params" in img and img["domain"] == "synthetic"
+        mask = ds.load_mask(img)
+        assert mask is not None and mask.shape == (img["height"], img["width"]) == (32, 40)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
+            n_anns += 1
+            m = coco.annToMask(ann).astype(bool)
+            assert np.array_equal(m, mask == ann["instance_id"])  # the saved mask, pixel for pixel
+            assert ann["area"] == m.sum()
+            ys, xs = np.nonzero(m)
+            assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            assert 0.0 < ann["visibility"] <= 1.0
+            ax, ay, aw, ah = ann["amodal_bbox"]
+            # the visible box lies inside the amodal (projected geometry) box
+            assert ax - 1 <= xs.min() and ay - 1 <= ys.min()
+            assert xs.max() + 1 <= ax + aw + 1 and ys.max() + 1 <= ay + ah + 1
+        if img["label"] == 0:
+            assert img["params"]["negative"]
+            assert not coco.getAnnIds(imgIds=img["id"])
+    assert n_anns > 0
+
+
+def test_stats_and_preview(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = simreal("dataset", "stats", str(tiny_dataset)).stdout
+    assert "images 6" in out and "visibility" in out
+    data = json.loads(simreal("dataset", "stats", str(tiny_dataset), "--json").stdout)
+    assert data["images"] == 6
+    simreal("dataset", "preview", str(tiny_dataset), "-o", str(tmp_path / "grid.png"), "--n", "4")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size == (384, 384)
+
+
+def test_same_bytes_with_one_or_two_workers(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    simreal("render", "--config", str(cfg), "--out", str(tmp_path / "w2"), "--workers", "2", "--quiet")
+    assert folder_digest(tmp_path / "w2") == folder_digest(tiny_dataset)
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_bytes(tiny_dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    cfg = write_config(tmp_path)
+    simreal("render", "--config", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "2", "--executor", "ray",
+            "--quiet", env={"RAY_DISABLE_USAGE_STATS": "1"})
+    assert folder_digest(tmp_path / "ray") == folder_digest(tiny_dataset)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, count=14)
+    out = tmp_path / "killed"
+    exe = Path(sys.executable).with_name("simreal")
+    proc = subprocess.Popen([str(exe), "render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "manifest.sqlite").exists():
+            try:
+                with sqlite3.connect(out / "manifest.sqlite", timeout=1) as con:
+                    done = con.execute("SELECT COUNT(*) FROM samples WHERE status='done'").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= 3:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "render finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "annotations.json").exists()  # the COCO file is only written complete
+    second = simreal("render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q")
+    assert "already done" in second.stdout
+    rendered = int(second.stdout.split("(")[1].split(" rendered")[0])
+    assert rendered < 14
+    assert not list(out.rglob(".*.tmp"))
+    fresh = tmp_path / "fresh"
+    simreal("render", "--config", str(cfg), "--out", str(fresh), "--workers", "1", "-q")
+    assert folder_digest(out) == folder_digest(fresh)
+    COCO(str(out / "annotations.json"))
+
+
+def test_crop_mode(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, count=3, negatives=0.0)
+    simreal("render", "--config", str(cfg), "--out", str(tmp_path / "crops"), "--crop", "-q", "--workers", "1")
+    ds = Dataset.open(tmp_path / "crops")
+    assert len(ds) >= 3
+    for rec in ds.images:
+        assert (rec["width"], rec["height"]) == (64, 64)
+        assert rec["label"] in (1, 2)
+        img = ds.load_image(rec)
+        assert img.shape == (64, 64, 3)
+        for a in ds.anns(rec):
+            # the object sits in the middle of its crop
+            x, y, w, h = a["bbox"]
+            assert abs((x + w / 2) - 32) < 16 and abs((y + h / 2) - 32) < 16
