@@ -130,7 +130,8 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
         instances.extend(_target_instances(o, cfg, lib, k))
     for d in params["distractors"]:
         xf = _affine(_quat(d["quaternion"]), d["size"], d["position"])
-        instances.append(Instance(cached_primitive(d["shape"], cfg.distractors.segments).transformed(xf), material_from(d["material"], cfg, lib),
+        mesh = cached_primitive(d["shape"], cfg.distractors.segments).transformed(xf)
+        instances.append(Instance(mesh, material_from(d["material"], cfg, lib),
                                   0, 0, "distractor"))
     bg = params["background"]
     if bg["kind"] == "ground":
