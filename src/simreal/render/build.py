@@ -29,7 +29,7 @@ def cached_primitive(kind: str, segments: int = 0) -> Mesh:
     return primitive(kind)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def cached_photo(path: str) -> np.ndarray:
     """A decoded photo (uint8 RGB), cached per process: backgrounds repeat across images."""
     return load_texture(path)

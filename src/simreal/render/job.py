@@ -45,6 +45,7 @@ class RenderSummary:
     annotations: int
     seconds: float
     render_seconds: float
+    scene_seconds: float
     other_seconds: float
 
 
@@ -118,7 +119,7 @@ def render_dataset(
         writer = DatasetWriter(out, cfg.name, "synthetic", _categories(cfg))
         t0 = time.perf_counter()
         rendered = failed = 0
-        render_s = other_s = 0.0
+        render_s = scene_s = other_s = 0.0
         last_commit = time.monotonic()
         with make_progress("img") as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
@@ -138,6 +139,7 @@ def render_dataset(
                                     timings=result["timings"], commit=False)
                     rendered += 1
                     render_s += result["timings"]["render"]
+                    scene_s += result["timings"]["scene"]
                     other_s += result["timings"]["other"]
                 if time.monotonic() - last_commit > 1.0:
                     manifest.commit()
@@ -148,7 +150,8 @@ def render_dataset(
         n_images, n_anns = _finalize(cfg, writer, manifest, command)
         log.info("rendered %d, failed %d in %.1fs (%.2f img/s); dataset has %d images, %d annotations",
                  rendered, failed, seconds, rendered / max(seconds, 1e-9), n_images, n_anns)
-        return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, other_s)
+        return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, scene_s,
+                             other_s)
     finally:
         manifest.close()
         close_logger(log)

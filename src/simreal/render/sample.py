@@ -36,7 +36,7 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     params = sample_params(cfg, lib, rng)
     scene = build_scene(cfg, lib, params, seed)
     backend = _backend(cfg.render.variant)
-    backend.render_seconds = 0.0
+    backend.render_seconds = backend.scene_seconds = 0.0
     rgba, labels = backend.render_with_labels(scene)
     assert labels is not None
     target_labels = sorted({inst.label for inst in scene.instances if inst.label > 0})
@@ -55,7 +55,7 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         from simreal.render.post import apply_post
 
         image = apply_post(image, params["post"], lib.luts)
-    render_s = backend.render_seconds
+    render_s, scene_s = backend.render_seconds, backend.scene_seconds
     ext = "jpg" if cfg.image_format == "jpg" else "png"
     files: dict[str, bytes] = {}
     records: list[dict[str, Any]] = []
@@ -85,7 +85,7 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         "seed": seed,
         "files": files,
         "records": records,
-        "timings": {"total": total, "render": render_s, "other": total - render_s},
+        "timings": {"total": total, "render": render_s, "scene": scene_s, "other": total - render_s},
         "params": params,
     }
 

@@ -37,11 +37,13 @@ def ensure_variant(variant: str = "scalar_rgb", threads: int | None = 1) -> Any:
 
 
 class MitsubaBackend:
-    """Renders a :class:`SceneData`; accumulates the seconds spent inside ``mi.render``."""
+    """Renders a :class:`SceneData`; accumulates the seconds spent inside ``mi.render`` and inside
+    Mitsuba's scene construction (``mi.load_dict``: plugins and acceleration structure)."""
 
     def __init__(self, variant: str = "scalar_rgb", threads: int | None = 1) -> None:
         self.mi = ensure_variant(variant, threads)
         self.render_seconds = 0.0
+        self.scene_seconds = 0.0
 
     # building -------------------------------------------------------------
     def _bsdf(self, m: Material) -> Any:
@@ -121,7 +123,10 @@ class MitsubaBackend:
             d["integrator"] = self._aov()
         for j in keep:
             d[f"shape{j}"] = self._mesh(f"shape{j}", scene.instances[j], shading)
-        return mi.load_dict(d)
+        t0 = time.perf_counter()
+        out = mi.load_dict(d)
+        self.scene_seconds += time.perf_counter() - t0
+        return out
 
     def _aov(self) -> Any:
         if "aov" not in _state:

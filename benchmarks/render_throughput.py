@@ -1,0 +1,60 @@
+"""Render throughput: images/s for both fidelity tiers at 128² and 256², annotations and writing
+included, with 1 and 2 workers, and the fraction of per-image time spent outside Mitsuba's
+``render`` call (and outside Mitsuba altogether, i.e. also excluding scene construction).
+
+Usage: python benchmarks/render_throughput.py [--low-count 80] [--high-count 8]
+Prints a markdown table. Timings are wall-clock on this machine; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from simreal.cli.render import config_path
+from simreal.config import load_config
+from simreal.render.job import render_dataset
+from simreal.render.spec import SceneConfig
+
+
+def run(tier: str, res: int, workers: int, count: int, root: Path) -> dict[str, float]:
+    cfg = load_config(SceneConfig, config_path(tier), {"count": count, "resolution": [res, res], "seed": 1})
+    out = root / f"{tier}-{res}-{workers}"
+    s = render_dataset(cfg, out, workers=workers, quiet=True)
+    shutil.rmtree(out)
+    total = s.render_seconds + s.other_seconds
+    return {
+        "img_s": s.rendered / s.seconds,
+        "outside_render": s.other_seconds / total,
+        "outside_mitsuba": (s.other_seconds - s.scene_seconds) / total,
+        "seconds": s.seconds,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--low-count", type=int, default=80)
+    ap.add_argument("--high-count", type=int, default=8)
+    ap.add_argument("--tiers", default="low,high")
+    ap.add_argument("--resolutions", default="128,256")
+    args = ap.parse_args()
+    print("| tier | res | workers | images | images/s | speed-up vs 1 worker | outside render() | "
+          "outside Mitsuba | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for tier in args.tiers.split(","):
+            count = args.low_count if tier == "low" else args.high_count
+            for res in (int(r) for r in args.resolutions.split(",")):
+                base = None
+                for workers in (1, 2):
+                    r = run(tier, res, workers, count, Path(tmp))
+                    base = base or r["img_s"]
+                    print(f"| {tier} | {res}² | {workers} | {count} | {r['img_s']:.2f} | {r['img_s'] / base:.2f}× | "
+                          f"{100 * r['outside_render']:.0f}% | {100 * r['outside_mitsuba']:.0f}% | "
+                          f"{r['seconds']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
