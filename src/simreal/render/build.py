@@ -16,6 +16,7 @@ from simreal.render.randomize import _temperature_rgb
 from simreal.render.scene import Instance, Light, Material, SceneData
 from simreal.render.spec import SceneConfig
 from simreal.render.textures import load_texture, make_texture
+from simreal.render.wear import apply_wear
 
 
 @functools.lru_cache(maxsize=64)
@@ -94,7 +95,13 @@ def material_from(m: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary) -> Mat
             tex = load_texture(folder / t["file"], (size, size))
         else:
             tex = make_texture(t, (size, size))
-    return Material(tuple(m["base_color"]), tex, m["roughness"], m["metallic"])
+    roughness = float(m["roughness"])
+    if m.get("wear"):  # dust, grime and scratches over the texture (or the plain colour)
+        if tex is None:
+            tex = make_texture({"kind": "solid", "colors": [m["base_color"]]}, (size, size))
+        tex, rough_map = apply_wear(tex, np.full(tex.shape[:2], roughness, np.float32), m["wear"])
+        roughness = float(rough_map.mean())
+    return Material(tuple(m["base_color"]), tex, roughness, m["metallic"])
 
 
 def _target_instances(o: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary, label: int) -> list[Instance]:

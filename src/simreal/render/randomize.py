@@ -11,6 +11,7 @@ from simreal.render.camera import sample_camera_params, sample_on_sphere_segment
 from simreal.render.library import AssetLibrary, object_radius
 from simreal.render.spec import MaterialSpec, SceneConfig
 from simreal.render.textures import random_color, sample_texture_params
+from simreal.render.wear import sample_wear_params
 
 
 def _rotation_params(rng: np.random.Generator, tilt: tuple[float, float]) -> dict[str, float]:
@@ -39,6 +40,8 @@ def sample_material(rng: np.random.Generator, spec: MaterialSpec, lib: AssetLibr
             m["texture"] = {"kind": "file", "file": lib.textures[int(rng.integers(len(lib.textures)))].name}
         elif spec.textures.procedural:
             m["texture"] = sample_texture_params(rng, spec.textures.procedural)
+    wear = sample_wear_params(rng, spec.wear)  # drawn always, so the stream does not depend on the coin
+    m["wear"] = wear if textured and rng.random() < spec.wear_probability else None
     return m
 
 

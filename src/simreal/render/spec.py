@@ -79,6 +79,8 @@ class MaterialSpec(StrictModel):
     roughness: Range = (0.2, 0.9)
     metallic: Range = (0.0, 0.3)
     textures: TextureSpec = Field(default_factory=TextureSpec)
+    wear_probability: float = Field(0.3, ge=0.0, le=1.0)
+    wear: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @field_validator("roughness", "metallic")
     @classmethod
