@@ -32,8 +32,16 @@ def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("rotate", [False, True])
 def test_identity_refiner_round_trip_is_exact(rotate: bool) -> None:
     img, mask, centers = _scene()
-    out = crop_refine_reinsert(img, centers, lambda x: x, 32, instance_mask=mask, instance_ids=[1, 2, 3],
-                               rotate_upright=rotate, batch_size=2)
+    out = crop_refine_reinsert(
+        img,
+        centers,
+        lambda x: x,
+        32,
+        instance_mask=mask,
+        instance_ids=[1, 2, 3],
+        rotate_upright=rotate,
+        batch_size=2,
+    )
     assert out.dtype == np.uint8
     assert np.array_equal(out, img)
     out2 = crop_refine_reinsert(img, centers, lambda x: x.clone(), 32, rotate_upright=rotate)
@@ -43,8 +51,16 @@ def test_identity_refiner_round_trip_is_exact(rotate: bool) -> None:
 @pytest.mark.parametrize("rotate", [False, True])
 def test_only_the_masked_objects_change(rotate: bool) -> None:
     img, mask, centers = _scene(1)
-    out = crop_refine_reinsert(img, centers[:2], lambda x: torch.ones_like(x), 32, instance_mask=mask,
-                               instance_ids=[1, 2], rotate_upright=rotate, reinsert="replace")
+    out = crop_refine_reinsert(
+        img,
+        centers[:2],
+        lambda x: torch.ones_like(x),
+        32,
+        instance_mask=mask,
+        instance_ids=[1, 2],
+        rotate_upright=rotate,
+        reinsert="replace",
+    )
     inside = np.isin(mask, [1, 2])
     assert np.array_equal(out[~inside], img[~inside])
     assert (out[inside] == 255).all()
@@ -52,8 +68,9 @@ def test_only_the_masked_objects_change(rotate: bool) -> None:
 
 def test_delta_reinsert_unrotated_is_exact_for_constant_refiner() -> None:
     img, mask, centers = _scene(2)
-    out = crop_refine_reinsert(img, centers, lambda x: torch.full_like(x, -1.0), 32, instance_mask=mask,
-                               instance_ids=[1, 2, 3])
+    out = crop_refine_reinsert(
+        img, centers, lambda x: torch.full_like(x, -1.0), 32, instance_mask=mask, instance_ids=[1, 2, 3]
+    )
     assert (out[mask > 0] == 0).all()
     assert np.array_equal(out[mask == 0], img[mask == 0])
 
@@ -80,7 +97,7 @@ def test_unrotated_crops_equal_slices_and_are_batched() -> None:
     for c, (cx, cy) in zip(crops, ctr.tolist(), strict=True):
         x0, y0 = int(round(cx - 7.5)), int(round(cy - 7.5))
         if x0 + 16 <= 70 and y0 + 16 <= 50:
-            assert torch.allclose(c, img[:, y0:y0 + 16, x0:x0 + 16], atol=1e-5)
+            assert torch.allclose(c, img[:, y0 : y0 + 16, x0 : x0 + 16], atol=1e-5)
 
 
 def test_upright_rotation_points_away_from_centre() -> None:

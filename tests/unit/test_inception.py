@@ -12,8 +12,14 @@ from simreal.nn.inception import FIDInceptionE, FIDInceptionV3, load_fid_incepti
 
 def test_reference_key_names_and_blocks() -> None:
     sd = FIDInceptionV3().state_dict()
-    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_var", "Mixed_5b.branch_pool.conv.weight",
-                "Mixed_6e.branch7x7dbl_5.bn.bias", "Mixed_7c.branch3x3dbl_3b.conv.weight", "fc.weight"):
+    for key in (
+        "Conv2d_1a_3x3.conv.weight",
+        "Conv2d_1a_3x3.bn.running_var",
+        "Mixed_5b.branch_pool.conv.weight",
+        "Mixed_6e.branch7x7dbl_5.bn.bias",
+        "Mixed_7c.branch3x3dbl_3b.conv.weight",
+        "fc.weight",
+    ):
         assert key in sd
     assert sd["fc.weight"].shape == (1008, 2048)
     m = FIDInceptionV3()

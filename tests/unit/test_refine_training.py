@@ -120,8 +120,15 @@ def test_discriminator_perceptual_losses_are_logged() -> None:
     torch.manual_seed(0)
     cfg = _cfg(
         "cyclegan",
-        loss={"perceptual": {"extractor": "discriminator", "disc_layers": [0, 1], "lambda_cycle_feat": 1.0,
-                             "lambda_identity_feat": 1.0, "lambda_mean_feat": 1.0}},
+        loss={
+            "perceptual": {
+                "extractor": "discriminator",
+                "disc_layers": [0, 1],
+                "lambda_cycle_feat": 1.0,
+                "lambda_identity_feat": 1.0,
+                "lambda_mean_feat": 1.0,
+            }
+        },
     )
     model = build_model(cfg, 3)
     losses = model.train_step(_flat(2), _flat(2), None, None, 0)
@@ -138,8 +145,15 @@ def test_vgg_perceptual_loss_with_local_weights(tmp_path) -> None:
     torch.save(sd, path)
     cfg = _cfg(
         "cut",
-        loss={"perceptual": {"extractor": "vgg16", "vgg_weights": str(path), "vgg_layers": ["relu1_2", "pool2"],
-                             "lambda_identity_feat": 1.0, "lambda_mean_feat": 0.5}},
+        loss={
+            "perceptual": {
+                "extractor": "vgg16",
+                "vgg_weights": str(path),
+                "vgg_layers": ["relu1_2", "pool2"],
+                "lambda_identity_feat": 1.0,
+                "lambda_mean_feat": 0.5,
+            }
+        },
     )
     model = build_model(cfg, 3)
     losses = model.train_step(_flat(2), _flat(2), None, None, 0)

@@ -133,6 +133,14 @@ class RefinerConfig(StrictModel):
             raise ValueError("model cut needs net.generator: resnet (PatchNCE uses its encoder layers)")
         if self.model == "cut" and self.loss.perceptual.lambda_cycle_feat > 0:
             raise ValueError("loss.perceptual.lambda_cycle_feat needs model: cyclegan (CUT has no cycle)")
+        size = self.crops.size if self.crops.enabled else self.data.crop_size
+        need = 3 * 2**self.net.n_layers_d
+        if size < need:
+            key = "crops.size" if self.crops.enabled else "data.crop_size"
+            raise ValueError(
+                f"{key} {size} is too small for the {self.net.n_layers_d}-layer PatchGAN (needs >= {need}); "
+                "use larger training crops or a smaller net.n_layers_d"
+            )
         p = self.loss.perceptual
         if (p.lambda_cycle_feat or p.lambda_identity_feat or p.lambda_mean_feat) and p.extractor == "none":
             raise ValueError("perceptual loss weights are set but loss.perceptual.extractor is 'none'")
