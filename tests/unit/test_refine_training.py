@@ -178,3 +178,16 @@ def test_config_rejects_inconsistent_variants() -> None:
         RefinerConfig.model_validate({"model": "cut", "aggan": {"enabled": True}})
     with pytest.raises(ValueError, match="extractor"):
         RefinerConfig.model_validate({"loss": {"perceptual": {"lambda_mean_feat": 1.0}}})
+
+
+def test_shipped_configs_are_valid() -> None:
+    from pathlib import Path
+
+    from simreal.config import load_config
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "refine"
+    files = sorted(folder.glob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
+        cfg = load_config(RefinerConfig, f)
+        assert cfg.model in ("cyclegan", "cut")
