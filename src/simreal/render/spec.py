@@ -3,20 +3,34 @@ unknown keys and out-of-range values are errors that name the key."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from simreal.config import StrictModel
 
-Range = tuple[float, float]
-IntRange = tuple[int, int]
+
+def _range(lo: float | None = None, hi: float | None = None, strict_lo: bool = False, strict_hi: bool = False,
+           what: str = "values"):  # noqa: ANN202 - returns a validator
+    """A validator for ``[low, high]``: ordered, and within bounds (``what`` names them in errors)."""
+
+    def check(v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] > v[1]:
+            raise ValueError(f"expected [low, high] with low <= high, got [{v[0]}, {v[1]}]")
+        if lo is not None and (v[0] <= lo if strict_lo else v[0] < lo):
+            raise ValueError(f"expected {what}")
+        if hi is not None and (v[1] >= hi if strict_hi else v[1] > hi):
+            raise ValueError(f"expected {what}")
+        return v
+
+    return AfterValidator(check)
 
 
-def _check_range(v: tuple[float, float], name: str = "range") -> tuple[float, float]:
-    if v[0] > v[1]:
-        raise ValueError(f"expected [low, high] with low <= high, got [{v[0]}, {v[1]}]")
-    return v
+Range = Annotated[tuple[float, float], _range()]
+IntRange = Annotated[tuple[int, int], _range(0, what="non-negative counts")]
+PositiveRange = Annotated[tuple[float, float], _range(0, strict_lo=True, what="positive values")]
+NonNegRange = Annotated[tuple[float, float], _range(0, what="non-negative values")]
+UnitRange = Annotated[tuple[float, float], _range(0, 1, what="values in [0, 1]")]
 
 
 class AssetSpec(StrictModel):
@@ -40,28 +54,9 @@ class ObjectSpec(StrictModel):
     category: str
     asset: AssetSpec = Field(default_factory=AssetSpec)
     count: IntRange = (1, 1)
-    size: Range = (0.8, 1.2)
+    size: PositiveRange = (0.8, 1.2)
     tilt: Range = (0.0, 0.0)
     spread: float = Field(0.0, ge=0.0)
-
-    @field_validator("count")
-    @classmethod
-    def _count(cls, v: IntRange) -> IntRange:
-        if v[0] < 0:
-            raise ValueError("expected non-negative counts")
-        return _check_range(v)  # type: ignore[return-value]
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: Range) -> Range:
-        if v[0] <= 0:
-            raise ValueError("expected positive sizes")
-        return _check_range(v)
-
-    @field_validator("tilt")
-    @classmethod
-    def _tilt(cls, v: Range) -> Range:
-        return _check_range(v)
 
 
 class TextureSpec(StrictModel):
@@ -76,75 +71,35 @@ class TextureSpec(StrictModel):
 class MaterialSpec(StrictModel):
     """Principled material ranges."""
 
-    roughness: Range = (0.2, 0.9)
-    metallic: Range = (0.0, 0.3)
+    roughness: UnitRange = (0.2, 0.9)
+    metallic: UnitRange = (0.0, 0.3)
     textures: TextureSpec = Field(default_factory=TextureSpec)
     wear_probability: float = Field(0.3, ge=0.0, le=1.0)
     wear: dict[str, tuple[float, float]] = Field(default_factory=dict)
-
-    @field_validator("roughness", "metallic")
-    @classmethod
-    def _unit(cls, v: Range) -> Range:
-        if v[0] < 0 or v[1] > 1:
-            raise ValueError("expected values in [0, 1]")
-        return _check_range(v)
 
 
 class CameraSpec(StrictModel):
     """Camera placed uniformly by area on a sphere segment around the target (Z up)."""
 
     model: Literal["pinhole", "thinlens", "fisheye"] = "pinhole"
-    theta: Range = (20.0, 80.0)
+    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = (20.0, 80.0)
     phi: Range = (0.0, 360.0)
-    radius: Range = (2.5, 4.0)
-    fov: Range = (35.0, 50.0)
+    radius: Annotated[tuple[float, float], _range(0, strict_lo=True, what="a positive radius")] = (2.5, 4.0)
+    fov: Annotated[tuple[float, float], _range(0, 180, True, True, "field of view in (0, 180) degrees")] = (35.0, 50.0)
     look_at_jitter: float = Field(0.1, ge=0.0)
     roll: Range = (-10.0, 10.0)
     exposure: Range = (-0.3, 0.3)
-    aperture: Range = (0.0, 0.0)
+    aperture: Annotated[tuple[float, float], _range(0, what="a non-negative aperture radius")] = (0.0, 0.0)
     focus_jitter: float = Field(0.1, ge=0.0)
     fisheye_fov: float = Field(180.0, gt=0.0, le=360.0)
 
-    @field_validator("theta")
-    @classmethod
-    def _theta(cls, v: Range) -> Range:
-        _check_range(v)
-        if v[0] < 0 or v[1] > 180:
-            raise ValueError("expected polar angles in [0, 180] degrees")
-        return v
-
-    @field_validator("radius")
-    @classmethod
-    def _radius(cls, v: Range) -> Range:
-        if v[0] <= 0:
-            raise ValueError("expected a positive radius")
-        return _check_range(v)
-
-    @field_validator("fov")
-    @classmethod
-    def _fov(cls, v: Range) -> Range:
-        if v[0] <= 0 or v[1] >= 180:
-            raise ValueError("expected field of view in (0, 180) degrees")
-        return _check_range(v)
-
-    @field_validator("phi", "roll", "exposure")
-    @classmethod
-    def _rng(cls, v: Range) -> Range:
-        return _check_range(v)
-
-    @field_validator("aperture")
-    @classmethod
-    def _ap(cls, v: Range) -> Range:
-        if v[0] < 0:
-            raise ValueError("expected a non-negative aperture radius")
-        return _check_range(v)
 
 
 class EnvironmentSpec(StrictModel):
     """Environment light: constant colour or an image (equirectangular or any photo)."""
 
     kind: Literal["constant", "image", "none"] = "constant"
-    intensity: Range = (0.3, 1.0)
+    intensity: NonNegRange = (0.3, 1.0)
     folder: str | None = None
 
     @model_validator(mode="after")
@@ -159,24 +114,11 @@ class LightsSpec(StrictModel):
 
     count: IntRange = (1, 2)
     kinds: list[Literal["point", "spot", "directional"]] = ["point", "spot", "directional"]
-    intensity: Range = (0.5, 2.0)
-    temperature: Range = (3000.0, 8000.0)
-    theta: Range = (10.0, 70.0)
-    distance: Range = (3.0, 6.0)
-
-    @field_validator("count")
-    @classmethod
-    def _count(cls, v: IntRange) -> IntRange:
-        if v[0] < 0:
-            raise ValueError("expected non-negative counts")
-        return _check_range(v)  # type: ignore[return-value]
-
-    @field_validator("temperature")
-    @classmethod
-    def _temp(cls, v: Range) -> Range:
-        if v[0] < 1000 or v[1] > 40000:
-            raise ValueError("expected colour temperatures in [1000, 40000] K")
-        return _check_range(v)
+    intensity: NonNegRange = (0.5, 2.0)
+    temperature: Annotated[tuple[float, float], _range(1000, 40000, what="colour temperatures in [1000, 40000] K")] = (
+        3000.0, 8000.0)
+    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = (10.0, 70.0)
+    distance: PositiveRange = (3.0, 6.0)
 
 
 class LightingSpec(StrictModel):
@@ -205,23 +147,9 @@ class DistractorSpec(StrictModel):
 
     count: IntRange = (0, 3)
     shapes: list[Literal["cube", "sphere", "cylinder", "cone", "torus"]] = ["cube", "sphere", "cylinder"]
-    size: Range = (0.15, 0.5)
-    distance: Range = (0.3, 1.0)
+    size: NonNegRange = (0.15, 0.5)
+    distance: NonNegRange = (0.3, 1.0)
     segments: int = Field(24, ge=3, le=512)
-
-    @field_validator("count")
-    @classmethod
-    def _count(cls, v: IntRange) -> IntRange:
-        if v[0] < 0:
-            raise ValueError("expected non-negative counts")
-        return _check_range(v)  # type: ignore[return-value]
-
-    @field_validator("size", "distance")
-    @classmethod
-    def _pos(cls, v: Range) -> Range:
-        if v[0] < 0:
-            raise ValueError("expected non-negative values")
-        return _check_range(v)
 
 
 class RenderSpec(StrictModel):
