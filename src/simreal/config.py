@@ -35,7 +35,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     errs = exc.errors()
     first = errs[0]
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
