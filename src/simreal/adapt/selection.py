@@ -1,0 +1,78 @@
+"""Model selection without target labels (by default).
+
+* ``last``: the final model.
+* ``source_val``: task quality on labelled *source* validation data.
+* ``iwv``: importance-weighted validation (Sugiyama et al. 2007): source-validation losses weighted by
+  p(target|x)/p(source|x) from a logistic-regression domain classifier on the model's features,
+  fitted on source-validation vs unlabelled target features. Higher score = lower weighted loss.
+* ``target_val``: task quality on labelled target data. Oracle selection: only when the config sets
+  ``selection.allow_target_labels: true``; reports say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from simreal.datasets.torchdata import DomainSource, iterate
+
+HONEST = ("last", "source_val", "iwv")
+
+
+def predict_all(task: Any, model: torch.nn.Module, source: DomainSource, batch_size: int = 256) -> list[dict[str, Any]]:
+    """Task predictions for every sample of ``source`` (model in eval mode, restored afterwards)."""
+    was = model.training
+    model.eval()
+    preds = [task.predict(model, x) for x, _ in iterate(source, batch_size)]
+    model.train(was)
+    return preds
+
+
+def all_targets(source: DomainSource) -> list[Any]:
+    return source.get(list(range(len(source))))[1]
+
+
+def importance_weights(feat_src: np.ndarray, feat_tgt: np.ndarray, clip: float = 20.0) -> np.ndarray:
+    """w(x) = p(target|x)/p(source|x) * n_s/n_t for source samples, from a logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([feat_src, feat_tgt])
+    y = np.concatenate([np.zeros(len(feat_src)), np.ones(len(feat_tgt))])
+    sc = StandardScaler().fit(x)
+    clf = LogisticRegression(C=1.0, max_iter=500).fit(sc.transform(x), y)
+    p = np.clip(clf.predict_proba(sc.transform(feat_src))[:, 1], 1e-6, 1 - 1e-6)
+    w = p / (1 - p) * (len(feat_src) / max(len(feat_tgt), 1))
+    return np.clip(w, 0.0, clip)
+
+
+def iwv_score(task: Any, model: torch.nn.Module, val: DomainSource, target: DomainSource) -> float:
+    """Negative importance-weighted source-validation loss (higher is better)."""
+    pv = predict_all(task, model, val)
+    pt = predict_all(task, model, target)
+    fv = np.concatenate([p["feat"] for p in pv])
+    ft = np.concatenate([p["feat"] for p in pt])
+    w = importance_weights(fv, ft)
+    losses = task.sample_losses(pv, all_targets(val))
+    return -float(np.sum(w * losses) / max(np.sum(w), 1e-12))
+
+
+def selection_score(
+    policy: str, task: Any, model: torch.nn.Module, val: DomainSource | None, target: DomainSource | None,
+    target_val: DomainSource | None,
+) -> float | None:
+    """Score of the current model under ``policy`` (None when the policy needs no evaluation)."""
+    if policy == "last":
+        return None
+    if policy == "source_val":
+        assert val is not None
+        return float(task.quality(predict_all(task, model, val), all_targets(val)))
+    if policy == "iwv":
+        assert val is not None and target is not None
+        return iwv_score(task, model, val, target)
+    if policy == "target_val":
+        assert target_val is not None
+        return float(task.quality(predict_all(task, model, target_val), all_targets(target_val)))
+    raise ValueError(policy)

@@ -1,0 +1,105 @@
+"""What every task provides to the trainer and the evaluator.
+
+A task model's ``forward(x)`` returns ``(out, feat)``: the task output and pooled backbone
+features (B, D) that the domain discriminator of DANN sees. ``encode``/``head`` split the model
+for ADDA, ``reset_head`` re-initialises the task head for fine-tuning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from simreal.errors import ConfigError
+
+
+class TaskModel(nn.Module):
+    """Base for task models."""
+
+    feature_dim: int
+
+    def encode(self, x: torch.Tensor) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def pooled(self, enc: Any) -> torch.Tensor:
+        """Pooled (B, D) features from the encoder output (identity for classifiers)."""
+        return enc
+
+    def decode(self, enc: Any) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        enc = self.encode(x)
+        return self.decode(enc), self.pooled(enc)
+
+    def head_modules(self) -> list[nn.Module]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def reset_head(self) -> None:
+        for m in self.head_modules():
+            for sub in m.modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.head_modules() for p in m.parameters()]
+
+
+class Task:
+    """A task: builds its model, turns records into targets, computes its loss and its scores."""
+
+    name = "task"
+
+    def __init__(self, num_classes: int, class_names: list[str] | None = None) -> None:
+        self.num_classes = num_classes
+        self.class_names = class_names or [str(i + 1) for i in range(num_classes)]
+
+    def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> TaskModel:
+        raise NotImplementedError  # pragma: no cover
+
+    def target(self, dataset: Any, rec: dict[str, Any], size: tuple[int, int]) -> Any:
+        raise NotImplementedError  # pragma: no cover
+
+    def check_labels(self, dataset: Any, where: str) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def loss(self, out: Any, targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover
+
+    def quality(self, preds: list[dict[str, Any]], targets: list[Any]) -> float:
+        """A higher-is-better score for model selection on labelled validation data."""
+        raise NotImplementedError  # pragma: no cover
+
+    def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:
+        """Per-sample losses (for importance-weighted validation)."""
+        raise NotImplementedError  # pragma: no cover
+
+
+TASKS = ("classify", "segment", "detect", "reid")
+
+
+def get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
+    """The task called ``name`` (one of :data:`TASKS`)."""
+    if name == "classify":
+        from simreal.tasks.classify import ClassifyTask
+
+        return ClassifyTask(num_classes, class_names)
+    if name == "segment":
+        from simreal.tasks.segment import SegmentTask
+
+        return SegmentTask(num_classes, class_names)
+    if name == "detect":
+        from simreal.tasks.detect import DetectTask
+
+        return DetectTask(num_classes, class_names, **kw)
+    if name == "reid":
+        from simreal.tasks.reid import ReidTask
+
+        return ReidTask(num_classes, class_names, **kw)
+    raise ConfigError(f"task: unknown task {name!r} (expected one of {', '.join(TASKS)})")

@@ -1,0 +1,89 @@
+"""Image classification: ResNet-18/50 or a small CNN; image score = softmax probability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simreal.errors import ConfigError, DatasetError
+from simreal.tasks.base import Task, TaskModel
+
+ARCHS = ("smallcnn", "resnet18", "resnet34", "resnet50")
+
+
+def build_backbone(arch: str, num_classes: int, in_channels: int, width: int = 32) -> nn.Module:
+    """A classification network exposing ``features(x)``, ``fc`` and ``feature_dim``."""
+    from simreal.nn import resnet
+    from simreal.nn.smallcnn import SmallCNN
+
+    if arch == "smallcnn":
+        return SmallCNN(num_classes, in_channels, width)
+    if arch in ("resnet18", "resnet34", "resnet50"):
+        return getattr(resnet, arch)(num_classes, in_channels)
+    raise ConfigError(f"model.arch: unknown architecture {arch!r} for classify (expected one of {', '.join(ARCHS)})")
+
+
+class Classifier(TaskModel):
+    """Backbone features -> linear head. Parameter names follow torchvision under ``backbone.``."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = int(backbone.feature_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.features(x)
+
+    def decode(self, enc: torch.Tensor) -> torch.Tensor:
+        return self.backbone.fc(enc)
+
+    def head_modules(self) -> list[nn.Module]:
+        return [self.backbone.fc]
+
+
+class ClassifyTask(Task):
+    name = "classify"
+
+    def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> Classifier:
+        return Classifier(build_backbone(arch, self.num_classes, in_channels, int(kw.get("width", 32))))
+
+    def check_labels(self, dataset: Any, where: str) -> None:
+        if not dataset.has_image_labels:
+            raise DatasetError(f"{where}: no image-level labels for task 'classify' (need a 'label' field or "
+                               "one sub-folder per class)")
+
+    def target(self, dataset: Any, rec: dict[str, Any], size: tuple[int, int]) -> Any:
+        lab = dataset.label(rec)
+        if lab is None or lab == 0:
+            return None  # unlabelled (negatives are not a class in multi-class classification)
+        return self._index[lab]
+
+    def bind(self, category_ids: list[int]) -> None:
+        """Map dataset category ids (in order) to class indices 0..K-1."""
+        self._index = {cid: i for i, cid in enumerate(category_ids)}
+
+    def loss(self, out: torch.Tensor, targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:
+        if not bool(labelled.any()):
+            return out.sum() * 0.0
+        y = torch.tensor([t for t in targets if t is not None], dtype=torch.long)
+        return F.cross_entropy(out[labelled], y)
+
+    @torch.no_grad()
+    def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
+        out, feat = model(x)
+        prob = torch.softmax(out, 1).numpy()
+        return {"prob": prob, "feat": feat.numpy()}
+
+    def quality(self, preds: list[dict[str, Any]], targets: list[Any]) -> float:
+        prob = np.concatenate([p["prob"] for p in preds])
+        y = np.asarray(targets)
+        return float((prob.argmax(1) == y).mean())
+
+    def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:
+        prob = np.concatenate([p["prob"] for p in preds])
+        y = np.asarray(targets)
+        return -np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0))
