@@ -97,3 +97,19 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for opt in ("--config", "--out", "--workers", "--executor", "--address", "--crop", "--seed", "--count"):
         assert opt in out
+
+
+@pytest.mark.parametrize(
+    "changes,needle",
+    [
+        ({"post": {"sharpen": {"p": 1.0}}}, "post: unknown effect"),
+        ({"post": {"lut": {"p": 1.0, "names": ["no_such_look"]}}}, "post.lut.names"),
+        ({"post": {"grain": {"p": 1.0, "intensity": [0.5, 0.1]}}}, "post.grain.intensity"),
+    ],
+)
+def test_bad_sampler_settings_fail_before_rendering(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    changes: dict, needle: str) -> None:
+    cfg = write_config(tmp_path, **changes)
+    code, err = run(_render(cfg, tmp_path / "out"), capsys)
+    assert code == 2 and needle in err and "\n" not in err
+    assert not (tmp_path / "out").exists()

@@ -145,15 +145,21 @@ def test_every_camera_light_and_background_kind(tmp_path: Path) -> None:
     from PIL import Image
 
     Image.new("RGB", (64, 32), (200, 120, 40)).save(photos / "a.png")
+    luts = tmp_path / "luts"
+    luts.mkdir()
+    from simreal.render.luts import identity_lut, write_cube
+
+    write_cube(identity_lut(5), luts / "plain.cube")
     common = {
         "count": 3,
         "objects": [{"category": "part", "asset": {"kind": "mesh", "path": str(mesh_path)}}],
-        "material": {"wear_probability": 1.0, "textures": {"probability": 1.0, "size": 16}},
+        "material": {"wear_probability": 1.0, "textures": {"probability": 1.0, "size": 16, "folder": str(photos)}},
         "lighting": {"environment": {"kind": "image", "folder": str(photos), "intensity": [0.5, 1.0]},
                      "lights": {"count": [2, 2], "kinds": ["spot", "directional"]}},
         "background": {"weights": {"ground": 1.0, "photo": 1.0}, "photo_folder": str(photos),
                        "photo_mode": "envmap"},
-        "post": {k: {"p": 0.0} for k in ("lut", "blur", "vignette", "grain", "jpeg")},
+        "post": {"lut": {"p": 1.0, "names": ["plain"]}, "lut_folder": str(luts),
+                 **{k: {"p": 0.0} for k in ("blur", "vignette", "grain", "jpeg")}},
     }
     for model in ("fisheye", "thinlens"):
         cam = {"model": model, "radius": [2.5, 3.0], "aperture": [0.01, 0.02]}
@@ -164,6 +170,7 @@ def test_every_camera_light_and_background_kind(tmp_path: Path) -> None:
         ds = Dataset.open(out)
         for img in coco.loadImgs(coco.getImgIds()):
             assert img["params"]["camera"]["model"] == model
+            assert img["params"]["post"]["lut"]["name"] == "plain"
             mask = ds.load_mask(img)
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
                 assert np.array_equal(coco.annToMask(ann).astype(bool), mask == ann["instance_id"])

@@ -56,6 +56,10 @@ def render(
         f"{s.out}: {s.images} images, {s.annotations} annotations "
         f"({s.rendered} rendered, {s.skipped} already done, {s.failed} failed) in {s.seconds:.1f}s"
     )
+    if s.failed:
+        typer.echo(f"simreal: {s.failed} samples failed (first: {s.first_error}); see {s.out / 'render.log'}; "
+                   "run the same command again to retry them", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

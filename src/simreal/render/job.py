@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simreal.datasets.contract import ANNOTATIONS_JSON, DATASET_JSON, DatasetWriter
-from simreal.errors import DatasetError
+from simreal.errors import ConfigError, DatasetError
 from simreal.render.library import build_library
 from simreal.render.sample import render_sample
 from simreal.render.spec import SceneConfig
@@ -47,6 +47,25 @@ class RenderSummary:
     render_seconds: float
     scene_seconds: float
     other_seconds: float
+    first_error: str | None = None
+
+
+def dry_run(cfg: SceneConfig) -> None:
+    """Load every asset and draw sample 0's params, so that bad files and bad sampler settings
+    (canister, post-effect and LUT specs) fail here, once, with a clear message, not in every worker."""
+    import numpy as np
+
+    from simreal.render.randomize import sample_params
+
+    lib = build_library(cfg)
+    names = (cfg.post.get("lut") or {}).get("names") if isinstance(cfg.post.get("lut"), dict) else None
+    missing = sorted(set(names or []) - set(lib.luts))
+    if missing:
+        raise ConfigError(f"post.lut.names: unknown LUT(s) {missing}; available: {sorted(lib.luts)}")
+    try:
+        sample_params(cfg, lib, np.random.default_rng(cfg.seed))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"config: a sampler rejected its settings ({exc})") from None
 
 
 def remove_stale_temporaries(out: Path) -> int:
@@ -99,7 +118,7 @@ def render_dataset(
     out = Path(out)
     digest = config_hash(cfg)
     _check_out(out, digest)
-    build_library(cfg)  # every file named by the config is checked before anything is written
+    dry_run(cfg)  # every file and sampler setting is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(out)
     log = folder_logger(out, "render", "render.log")
@@ -119,6 +138,7 @@ def render_dataset(
         writer = DatasetWriter(out, cfg.name, "synthetic", _categories(cfg))
         t0 = time.perf_counter()
         rendered = failed = 0
+        first_error: str | None = None
         render_s = scene_s = other_s = 0.0
         last_commit = time.monotonic()
         with make_progress("img") as prog:
@@ -130,6 +150,7 @@ def render_dataset(
             ):
                 if err is not None:
                     failed += 1
+                    first_error = first_error or f"sample {index}: {err}"
                     manifest.record(index, FAILED, error=err, commit=False)
                     log.warning("sample %d failed: %s", index, err)
                 else:
@@ -151,7 +172,7 @@ def render_dataset(
         log.info("rendered %d, failed %d in %.1fs (%.2f img/s); dataset has %d images, %d annotations",
                  rendered, failed, seconds, rendered / max(seconds, 1e-9), n_images, n_anns)
         return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, scene_s,
-                             other_s)
+                             other_s, first_error)
     finally:
         manifest.close()
         close_logger(log)
