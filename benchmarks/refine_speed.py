@@ -1,13 +1,18 @@
-"""Refiner throughput on this machine: training iterations/s for CycleGAN (resnet 9 blocks, ngf=ndf=64)
-and CUT / FastCUT at 128x128 with batch 1 and 4, and refined images/s at inference.
+"""Refiner throughput on this machine: training iterations/s for CycleGAN (resnet 9 blocks, ngf=ndf=64),
+CUT and FastCUT at 128x128 with batch 1 and 4, and refined images/s at inference.
 
-Prints figures only (no assertions). Usage: python benchmarks/refine_speed.py [--size 128] [--steps 3]
+The models are stepped round-robin (one CycleGAN step, one CUT step, one FastCUT step, repeat) and the
+median step time is reported, so load from other processes on a shared machine hits all of them alike.
+Prints figures only (no assertions).
+
+Usage: python benchmarks/refine_speed.py [--size 128] [--steps 3] [--batches 1,4] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import torch
@@ -15,36 +20,50 @@ import torch
 from simreal.refine.config import RefinerConfig
 from simreal.refine.models import build_model
 
+VARIANTS = {
+    "cyclegan": {"model": "cyclegan"},
+    "cut": {"model": "cut"},
+    "fastcut": {"model": "cut", "cut": {"nce_idt": False, "lambda_nce": 10.0}},
+}
 
-def _cfg(model: str, fast: bool = False) -> RefinerConfig:
-    data: dict = {"model": model, "net": {"n_blocks": 9, "ngf": 64, "ndf": 64}}
-    if fast:
-        data["cut"] = {"nce_idt": False, "lambda_nce": 10.0}
-    return RefinerConfig.model_validate(data)
 
-
-def train_rate(model: str, size: int, batch: int, steps: int, fast: bool = False) -> float:
+def _model(variant: str, size: int):
+    data = dict(VARIANTS[variant])
+    data["net"] = {"n_blocks": 9, "ngf": 64, "ndf": 64}
+    data["data"] = {"crop_size": size}
     torch.manual_seed(0)
-    m = build_model(_cfg(model, fast), 3)
+    m = build_model(RefinerConfig.model_validate(data), 3)
     m.train()
+    return m
+
+
+def train_rates(size: int, batch: int, steps: int) -> dict[str, float]:
+    """Median iterations/s per variant, stepped round-robin after one warm-up step each."""
     a, b = torch.rand(batch, 3, size, size) * 2 - 1, torch.rand(batch, 3, size, size) * 2 - 1
-    m.train_step(a, b, None, None, 0)  # warm-up
-    t = time.perf_counter()
-    for _ in range(steps):
+    models = {name: _model(name, size) for name in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for m in models.values():
         m.train_step(a, b, None, None, 0)
-    return steps / (time.perf_counter() - t)
+    for _ in range(steps):
+        for name, m in models.items():
+            t = time.perf_counter()
+            m.train_step(a, b, None, None, 0)
+            times[name].append(time.perf_counter() - t)
+    return {name: 1.0 / statistics.median(ts) for name, ts in times.items()}
 
 
 @torch.no_grad()
 def infer_rate(size: int, batch: int, steps: int) -> float:
-    m = build_model(_cfg("cyclegan"), 3)
+    m = _model("cyclegan", size)
     m.eval()
     x = torch.rand(batch, 3, size, size) * 2 - 1
     m.refine(x)
-    t = time.perf_counter()
+    ts = []
     for _ in range(steps):
+        t = time.perf_counter()
         m.refine(x)
-    return steps * batch / (time.perf_counter() - t)
+        ts.append(time.perf_counter() - t)
+    return batch / statistics.median(ts)
 
 
 def main() -> None:
@@ -52,24 +71,26 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batches", default="1,4")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
-        f"load {os.getloadavg()[0]:.2f}, size {args.size}"
+        f"load {os.getloadavg()[0]:.2f}, size {args.size}, median of {args.steps} steps",
+        flush=True,
     )
     for batch in [int(b) for b in args.batches.split(",")]:
-        rates = {
-            "cyclegan": train_rate("cyclegan", args.size, batch, args.steps),
-            "cut": train_rate("cut", args.size, batch, args.steps),
-            "fastcut": train_rate("cut", args.size, batch, args.steps, fast=True),
-        }
+        rates = train_rates(args.size, batch, args.steps)
         for name, r in rates.items():
-            print(f"train {name:9s} batch {batch}: {r:.3f} it/s ({r * batch:.3f} img/s)")
+            print(f"train {name:9s} batch {batch}: {r:.4f} it/s ({r * batch:.4f} img/s)", flush=True)
         print(
             f"  CUT / CycleGAN training throughput: {rates['cut'] / rates['cyclegan']:.2f}x; "
-            f"FastCUT / CycleGAN: {rates['fastcut'] / rates['cyclegan']:.2f}x"
+            f"FastCUT / CycleGAN: {rates['fastcut'] / rates['cyclegan']:.2f}x",
+            flush=True,
         )
-        print(f"infer generator  batch {batch}: {infer_rate(args.size, batch, args.steps):.2f} img/s")
+        print(f"infer generator  batch {batch}: {infer_rate(args.size, batch, args.steps):.2f} img/s", flush=True)
+    print(f"load at end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

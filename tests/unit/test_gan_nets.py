@@ -57,7 +57,7 @@ def test_normal_init_statistics() -> None:
     w = torch.cat([m.weight.detach().flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(w.mean())) < 1e-3
     assert abs(float(w.std()) - 0.02) < 1e-3
-    assert all(float(m.bias.abs().max()) == 0 for m in g.modules() if isinstance(m, torch.nn.Conv2d))
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in g.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def test_generator_layer_features_match_channels() -> None:
