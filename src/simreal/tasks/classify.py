@@ -48,6 +48,10 @@ class Classifier(TaskModel):
 class ClassifyTask(Task):
     name = "classify"
 
+    def __init__(self, num_classes: int, class_names: list[str] | None = None) -> None:
+        super().__init__(num_classes, class_names)
+        self._index = {i + 1: i for i in range(num_classes)}  # category ids 1..K by default
+
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> Classifier:
         return Classifier(build_backbone(arch, self.num_classes, in_channels, int(kw.get("width", 32))))
 
@@ -87,3 +91,12 @@ class ClassifyTask(Task):
         prob = np.concatenate([p["prob"] for p in preds])
         y = np.asarray(targets)
         return -np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0))
+
+
+def _evaluate(self: ClassifyTask, preds: list[dict[str, Any]], targets: list[Any], out: Any) -> dict[str, Any]:
+    from simreal.adapt.report import classification_eval
+
+    return classification_eval(self, preds, targets, out)
+
+
+ClassifyTask.evaluate = _evaluate  # type: ignore[attr-defined]

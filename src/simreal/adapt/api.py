@@ -1,0 +1,178 @@
+"""``simreal train`` and ``simreal eval`` as functions: config -> run folder -> report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from simreal.adapt.config import TrainConfig
+from simreal.adapt.run import RunStore, save_model
+from simreal.adapt.selection import predict_all
+from simreal.adapt.trainer import Trainer
+from simreal.config import dump_config, load_config, validate
+from simreal.datasets.contract import Dataset
+from simreal.datasets.torchdata import FolderSource
+from simreal.errors import ConfigError, DatasetError, RunError
+from simreal.runtime.io import atomic_write_json, atomic_write_text
+from simreal.runtime.progress import close_logger, folder_logger
+from simreal.runtime.seeding import seed_everything
+from simreal.tasks.base import Task, get_task
+
+
+def _class_list(ds: Dataset) -> list[str]:
+    return ds.class_names
+
+
+def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], FolderSource | None,
+                                          FolderSource | None]:
+    """Open every domain, check labels and class lists, and build the task and the sources."""
+    opened = [(d, Dataset.open(d.path)) for d in cfg.data.domains]
+    labelled = [(d, ds) for d, ds in opened if d.labelled]
+    if not labelled:
+        raise ConfigError("data.domains: no domain with labelled: true (the task needs labels)")
+    ref_cfg, ref = labelled[0]
+    classes = _class_list(ref)
+    if not classes:
+        raise DatasetError(f"{ref_cfg.path}: no categories (the task {cfg.task!r} needs labelled classes)")
+    task = get_task(cfg.task, len(classes), classes)
+    ids = [c["id"] for c in ref.categories]
+    if hasattr(task, "bind"):
+        task.bind(ids)
+    for d, ds in opened:
+        if d.labelled or ds.categories:
+            if ds.categories and _class_list(ds) != classes:
+                raise DatasetError(f"{d.path}: class list {_class_list(ds)} differs from {ref_cfg.path}: {classes}")
+        if d.labelled:
+            task.check_labels(ds, d.path)
+    size, ch = tuple(cfg.data.image_size), cfg.data.channels
+    sources: list[tuple[FolderSource, str]] = []
+    val = None
+    for i, (d, ds) in enumerate(opened):
+        idx = list(range(len(ds)))
+        if d is ref_cfg and cfg.data.source_val is None and cfg.data.source_val_fraction > 0 and d.role == "source":
+            perm = np.random.default_rng(cfg.seed).permutation(len(ds))
+            n_val = max(1, int(round(len(ds) * cfg.data.source_val_fraction)))
+            if len(ds) - n_val >= 1:
+                val = FolderSource(f"{d.name or ds.name}-val", i, ds, size, ch, task.target, True,
+                                   sorted(perm[:n_val].tolist()))
+                idx = sorted(perm[n_val:].tolist())
+        sources.append((FolderSource(d.name or ds.name, i, ds, size, ch, task.target, d.labelled, idx), d.role))
+    if cfg.data.source_val:
+        vds = Dataset.open(cfg.data.source_val)
+        task.check_labels(vds, cfg.data.source_val)
+        val = FolderSource("source-val", 0, vds, size, ch, task.target)
+    tval = None
+    if cfg.data.target_val:
+        if not cfg.selection.allow_target_labels:
+            raise ConfigError("data.target_val is set but selection.allow_target_labels is false: target labels "
+                              "are not used unless you allow it")
+        tds = Dataset.open(cfg.data.target_val)
+        task.check_labels(tds, cfg.data.target_val)
+        tval = FolderSource("target-val", len(opened), tds, size, ch, task.target)
+    for src, _ in sources:
+        if len(src) == 0:
+            raise DatasetError(f"domain {src.name}: no images left for training")
+    return task, sources, val, tval
+
+
+def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
+    model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
+                             embedding_dim=cfg.model.embedding_dim)
+    if cfg.model.weights:
+        from simreal.nn.weights import load_into, load_state_dict_file, map_torchvision_keys
+
+        prefix = getattr(model, "weights_prefix", "backbone.")
+        state = map_torchvision_keys(load_state_dict_file(cfg.model.weights), prefix)
+        own = model.state_dict()
+        # a torchvision classifier head (fc) of another class count is not loaded
+        skip = tuple(k for k in state if k.startswith(prefix + "fc.") and k in own and own[k].shape != state[k].shape)
+        load_into(model, state, cfg.model.weights, skip_prefixes=skip,
+                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + (prefix + "fc.",))
+    return model
+
+
+def train(config: str | Path, out: str | Path, overrides: dict[str, Any] | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train per ``config`` into the run folder ``out`` (resuming if it holds the same config)."""
+    cfg = load_config(TrainConfig, config, overrides)
+    out = Path(out)
+    resolved = dump_config(cfg)
+    if (out / "config.yaml").is_file():
+        if yaml.safe_load((out / "config.yaml").read_text()) != yaml.safe_load(resolved):
+            raise RunError(f"{out}: run folder holds a different config.yaml; use a new --out to start another run")
+    elif out.exists() and any(out.iterdir()):
+        raise RunError(f"{out}: folder exists and is not a simreal run (no config.yaml); use a new --out")
+    task, sources, val, tval = build_data(cfg)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, task)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", resolved)
+    log = folder_logger(out, "train")
+    store = RunStore(out)
+    ck = store.latest_checkpoint()
+    if ck is not None:
+        store.truncate_metrics(int(ck["step"]))
+        log.info("resuming from %s", ck["stem"].name)
+    log.info("task=%s method=%s domains=%s", cfg.task, cfg.method.name, [s.name for s, _ in sources])
+    trainer = Trainer(task, model, sources, cfg.method, cfg.optim, cfg.selection, cfg.seed, val=val, target_val=tval,
+                      store=store, checkpoint_every=cfg.checkpoint_every, progress=progress,
+                      on_log=lambda r: log.info(json.dumps(r)))
+    result = trainer.fit()
+    meta = {"task": cfg.task, "arch": cfg.model.arch, "classes": task.class_names, "method": cfg.method.name,
+            "selection": result.selection, "image_size": list(cfg.data.image_size), "channels": cfg.data.channels,
+            "domains": [s.name for s, _ in sources]}
+    save_model(out / "checkpoints" / "final.safetensors", result.model, meta)
+    summary: dict[str, Any] = {"selection": result.selection}
+    if val is not None:
+        summary["source_val_quality"] = task.quality(predict_all(task, result.model, val),
+                                                     val.get(list(range(len(val))))[1])
+    atomic_write_json(out / "summary.json", summary)
+    from simreal.adapt.report import write_train_report
+
+    write_train_report(out, cfg, result.history, summary)
+    log.info("done: %s", json.dumps(summary))
+    close_logger(log)
+    return summary
+
+
+def load_run(run: str | Path) -> tuple[TrainConfig, Task, torch.nn.Module, dict[str, Any]]:
+    """The config, task and selected model of a finished run."""
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise RunError(f"{run}: not a run folder (no config.yaml)")
+    final = run / "checkpoints" / "final.safetensors"
+    if not final.is_file():
+        raise RunError(f"{run}: run has no final model yet (checkpoints/final.safetensors); finish training first")
+    from simreal.config import read_yaml
+
+    cfg = validate(TrainConfig, read_yaml(run / "config.yaml"), str(run / "config.yaml"))
+    meta = json.loads(final.with_suffix(".json").read_text())
+    task = get_task(cfg.task, len(meta["classes"]), meta["classes"])
+    model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
+                             embedding_dim=cfg.model.embedding_dim)
+    from simreal.nn.weights import load_into, load_state_dict_file
+
+    load_into(model, load_state_dict_file(final), str(final))
+    model.eval()
+    return cfg, task, model, meta
+
+
+def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate the run's selected model on dataset ``data``; writes report.md + metrics.json + PNGs."""
+    cfg, task, model, meta = load_run(run)
+    ds = Dataset.open(data)
+    if ds.categories and ds.class_names != meta["classes"]:
+        raise DatasetError(f"{data}: class list {ds.class_names} differs from the run's {meta['classes']}")
+    task.check_labels(ds, str(data))
+    if hasattr(task, "bind"):
+        task.bind([c["id"] for c in ds.categories])
+    src = FolderSource(ds.name, 0, ds, tuple(cfg.data.image_size), cfg.data.channels, task.target)
+    out = Path(out) if out is not None else Path(run) / "eval" / ds.name
+    from simreal.adapt.report import write_eval_report
+
+    return write_eval_report(out, task, model, src, meta, str(data))
