@@ -77,3 +77,21 @@ def test_occluder_halves_visibility_and_rgb_matches_labels(backend: MitsubaBacke
     assert xs.min() >= 31  # only the right half stays visible
     # alpha is 1 on geometry and 0 on the hidden environment, away from edges
     assert rgba[32, 40, 3] > 0.99 and rgba[2, 2, 3] < 0.01
+
+
+def test_see_through_amodal_equals_the_object_rendered_alone(backend: MitsubaBackend) -> None:
+    from simreal.render.sample import amodal_mask
+
+    target = primitive("sphere", radius=0.6, segments=48, rings=24)
+    occ1 = primitive("cube").transformed(np.diag([0.4, 0.4, 0.4, 1.0]) @ _translate(-0.6, 0.2, 4.0))
+    occ2 = primitive("cube").transformed(np.diag([0.3, 0.3, 0.3, 1.0]) @ _translate(0.8, -0.5, 6.0))
+    cam = Camera(look_at(np.array([0.2, 0.1, 4.0]), np.zeros(3), np.array([0.0, 1.0, 0.0])), 80, 60, "pinhole", 40.0)
+    scene = SceneData(cam, [Instance(target, Material(), 1, 1), Instance(occ1, Material(), 0, 0, "distractor"),
+                            Instance(occ2, Material(), 0, 0, "distractor")], spp=1)
+    _, labels = backend.render_with_labels(scene)
+    pixel_label = np.array([0, 1, 0, 0])[labels]
+    visible = pixel_label == 1
+    alone = backend.labels(scene, only=[0]) > 0
+    amodal = amodal_mask(backend, scene, labels, pixel_label, [0], 1)
+    assert visible.sum() < 0.9 * alone.sum()  # the occluders do hide part of it
+    assert np.array_equal(amodal, alone)

@@ -29,6 +29,7 @@ class AssetLibrary:
 BUILTIN_PHOTOS = "builtin:photos"
 
 
+@functools.lru_cache(maxsize=1)
 def builtin_photos() -> Path:
     """A folder of the photographs that ship inside installed packages (scikit-learn, matplotlib,
     scikit-image when present), linked into a per-user cache folder."""

@@ -45,10 +45,7 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     pixel_label = inst_label[labels]
     for k in target_labels:
         idx = [i for i, inst in enumerate(scene.instances) if inst.label == k]
-        if occlusion_possible(scene, labels, pixel_label, idx, k):
-            amodal[k] = backend.labels(scene, only=idx) > 0
-        else:  # nothing else is drawn inside its projected box: what is visible is all there is
-            amodal[k] = pixel_label == k
+        amodal[k] = amodal_mask(backend, scene, labels, pixel_label, idx, k)
     mask, anns = annotate(scene, labels, amodal, cfg.annotation.min_visibility)
     image = composite(rgba, background_image(cfg, params))
     if params["post"]:
@@ -90,16 +87,25 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     }
 
 
-def occlusion_possible(scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int], k: int) -> bool:
-    """Whether any other surface is drawn inside target ``k``'s projected box (else its visible mask
-    is its amodal mask, and the extra amodal pass can be skipped)."""
+def amodal_mask(backend: MitsubaBackend, scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int],
+                k: int) -> np.ndarray:
+    """Target ``k``'s unoccluded mask: its visible pixels, plus the pixels inside its projected box
+    where another surface is hit first but the same pixel-centre ray, continued through the
+    occluders, reaches the target. Pixels whose ray hits nothing cannot show the target."""
+    mask = pixel_label == k
     box = amodal_box(scene, idx)
     if box is None:
-        return False
+        return mask
     h, w = labels.shape
     x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x1, y1 = min(w, int(np.ceil(box[0] + box[2])) + 1), min(h, int(np.ceil(box[1] + box[3])) + 1)
     if x0 >= x1 or y0 >= y1:
-        return False
-    window_hits = labels[y0:y1, x0:x1] > 0
-    return bool((window_hits & (pixel_label[y0:y1, x0:x1] != k)).any())
+        return mask
+    window = np.zeros_like(mask)
+    window[y0:y1, x0:x1] = True
+    candidates = np.argwhere(window & (labels > 0) & (pixel_label != k))
+    if len(candidates):
+        hit = backend.see_through(scene, candidates, set(idx))
+        mask = mask.copy()
+        mask[candidates[hit, 0], candidates[hit, 1]] = True
+    return mask

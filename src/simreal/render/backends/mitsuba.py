@@ -148,6 +148,7 @@ class MitsubaBackend:
     def render_with_labels(self, scene: SceneData, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """RGBA image and the instance-index label map from one scene (one acceleration structure)."""
         mscene = self._scene(scene, list(range(len(scene.instances))), True)
+        self._last = (scene, mscene)
         out = self._timed_render(mscene, seed=int(scene.seed) & 0x7FFFFFFF)
         out[..., :3] *= float(2.0 ** scene.exposure)
         lab = None
@@ -185,6 +186,30 @@ class MitsubaBackend:
                             np.subtract(light.target, light.position)) else [0, 1, 0])}
         direction = np.subtract(light.target, light.position)
         return {"type": "directional", "direction": direction.tolist(), "irradiance": rgb}
+
+    def see_through(self, scene: SceneData, pixels: np.ndarray, members: set[int], max_layers: int = 32) -> np.ndarray:
+        """For pixel-centre rays (``pixels``: (N, 2) rows, cols), whether the ray reaches any of the
+        instances ``members`` after passing through whatever else it meets first. Reuses the
+        acceleration structure of the last ``render_with_labels`` call on ``scene``."""
+        mi = self.mi
+        last_scene, mscene = getattr(self, "_last", (None, None))
+        if last_scene is not scene:
+            mscene = self._scene(scene, list(range(len(scene.instances))), False)
+        dirs, _ = scene.camera.pixel_rays()
+        o = mi.Point3f(*(float(c) for c in scene.camera.origin))
+        out = np.zeros(len(pixels), dtype=bool)
+        for n, (r, c) in enumerate(pixels):
+            d = mi.Vector3f(*(float(x) for x in dirs[r, c]))
+            ray = mi.Ray3f(o, d)
+            for _ in range(max_layers):
+                si = mscene.ray_intersect(ray)
+                if not si.is_valid():
+                    break
+                if int(si.shape.id()[5:]) in members:
+                    out[n] = True
+                    break
+                ray = si.spawn_ray(d)
+        return out
 
     def labels(self, scene: SceneData, only: list[int] | None = None) -> np.ndarray:
         """Instance-index map (H, W) int32: 1 + index into ``scene.instances`` of the surface hit by
