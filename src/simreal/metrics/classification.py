@@ -47,7 +47,9 @@ def classification_report(y_true: np.ndarray, prob: np.ndarray, class_names: lis
                 yy = np.searchsorted(present, y_true)
                 for mc in ("ovr", "ovo"):
                     for avg in ("macro", "weighted"):
-                        out[f"roc_auc_{mc}_{avg}"] = float(skm.roc_auc_score(yy, sub, multi_class=mc, average=avg))
+                        out[f"roc_auc_{mc}_{avg}"] = float(
+                            skm.roc_auc_score(yy, sub[:, 1]) if len(present) == 2
+                            else skm.roc_auc_score(yy, sub, multi_class=mc, average=avg))
                 out["auc_note"] = f"AUC over the {len(present)} classes present in the data"
             onehot = np.eye(k)[y_true]
             ap = {names[i]: (float(skm.average_precision_score(onehot[:, i], p[:, i])) if i in present else None)

@@ -86,6 +86,13 @@ TASKS = ("classify", "segment", "detect", "reid")
 
 def get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
     """The task called ``name`` (one of :data:`TASKS`)."""
+    try:
+        return _get_task(name, num_classes, class_names, **kw)
+    except ImportError:
+        raise ConfigError(f"task: {name!r} is not available in this version (only 'classify' is trainable)") from None
+
+
+def _get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
     if name == "classify":
         from simreal.tasks.classify import ClassifyTask
 
