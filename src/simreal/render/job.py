@@ -48,6 +48,13 @@ class RenderSummary:
     scene_seconds: float
     other_seconds: float
     first_error: str | None = None
+    first_result_seconds: float = 0.0
+
+    @property
+    def steady_rate(self) -> float:
+        """Images/s after the first result arrived (excludes worker start-up)."""
+        span = self.seconds - self.first_result_seconds
+        return (self.rendered + self.failed - 1) / span if self.rendered + self.failed > 1 and span > 0 else 0.0
 
 
 def dry_run(cfg: SceneConfig) -> None:
@@ -139,6 +146,7 @@ def render_dataset(
         t0 = time.perf_counter()
         rendered = failed = 0
         first_error: str | None = None
+        first_result = 0.0
         render_s = scene_s = other_s = 0.0
         last_commit = time.monotonic()
         with make_progress("img") as prog:
@@ -148,6 +156,8 @@ def render_dataset(
             for (_, _, index), result, err in map_tasks(
                 render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
             ):
+                if not first_result:
+                    first_result = time.perf_counter() - t0
                 if err is not None:
                     failed += 1
                     first_error = first_error or f"sample {index}: {err}"
@@ -172,7 +182,7 @@ def render_dataset(
         log.info("rendered %d, failed %d in %.1fs (%.2f img/s); dataset has %d images, %d annotations",
                  rendered, failed, seconds, rendered / max(seconds, 1e-9), n_images, n_anns)
         return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, scene_s,
-                             other_s, first_error)
+                             other_s, first_error, first_result)
     finally:
         manifest.close()
         close_logger(log)

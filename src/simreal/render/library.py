@@ -29,6 +29,16 @@ class AssetLibrary:
 BUILTIN_PHOTOS = "builtin:photos"
 
 
+def _package_dir(name: str) -> Path | None:
+    """Where an installed package lives, found without importing it (workers start faster)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 @functools.lru_cache(maxsize=1)
 def builtin_photos() -> Path:
     """A folder of the photographs that ship inside installed packages (scikit-learn, matplotlib,
@@ -36,25 +46,20 @@ def builtin_photos() -> Path:
     import os
     import tempfile
 
-    import matplotlib
-    import sklearn
-
-    sources = [Path(sklearn.__file__).parent / "datasets" / "images",
-               Path(matplotlib.get_data_path()) / "sample_data"]
-    try:
-        import skimage
-
-        sources.append(Path(skimage.__file__).parent / "data")
-    except ImportError:
-        pass
-    folder = Path(tempfile.gettempdir()) / f"simreal-builtin-photos-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    sources = []
+    for package, sub in (("sklearn", "datasets/images"), ("matplotlib", "mpl-data/sample_data"), ("skimage", "data")):
+        base = _package_dir(package)
+        if base is not None:
+            sources.append((package, base / sub))
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    folder = Path(tempfile.gettempdir()) / f"simreal-builtin-photos-{uid}"
     folder.mkdir(parents=True, exist_ok=True)
-    for src in sources:
+    for package, src in sources:
         if not src.is_dir():
             continue
         for f in sorted(src.iterdir()):
             if f.suffix.lower() in (".jpg", ".jpeg", ".png") and f.stat().st_size > 20_000:
-                link = folder / f"{src.parent.name}-{f.name}"
+                link = folder / f"{package}-{f.name}"
                 if not link.exists():
                     try:
                         link.symlink_to(f)

@@ -25,15 +25,11 @@ def _call(fn: Callable[[Any], Any], task: Any) -> tuple[Any, str | None]:
 
 
 def _init_worker(threads: int) -> None:
+    """One core per worker: cap the thread pools of numerical libraries before they load."""
     import os
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
 
 
 def run_inline(fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Outcome]:
