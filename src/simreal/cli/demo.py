@@ -1,4 +1,5 @@
-"""``simreal demo``: the main job on embedded defaults (render a small dataset, preview it)."""
+"""``simreal demo``: the main job on embedded defaults: render a small annotated dataset with a
+preview, then run the digits sim-to-real benchmark and print its table."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import typer
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for everything the demo writes."),
     count: int = typer.Option(48, "--count", "-n", help="Images to render."),
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", help="Parallel workers."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", help="Parallel render workers."),
+    digits_seeds: int = typer.Option(3, "--digits-seeds", min=0, help="Seeds for the digits table (0 skips it)."),
+    digits_steps: int = typer.Option(1200, "--digits-steps", min=1, help="Training steps per digits model."),
 ) -> None:
-    """Render a small low-fidelity canister dataset, print its stats and write a preview grid."""
+    """Render a low-fidelity canister dataset (stats + preview grid), then the digits sim-to-real table."""
     from simreal.cli.render import config_path
     from simreal.config import load_config
     from simreal.datasets.contract import Dataset
@@ -26,8 +29,14 @@ def demo(
     ds = Dataset.open(s.out)
     typer.echo(format_stats(dataset_stats(ds)))
     grid = preview_grid(ds, out / "render_low_preview.png", n=16)
-    typer.echo(f"rendered {s.rendered} images in {s.seconds:.1f}s ({s.rendered / max(s.seconds, 1e-9):.2f} img/s); "
+    typer.echo(f"rendered {s.rendered} images in {s.seconds:.1f}s ({s.steady_rate:.2f} img/s after start-up); "
                f"preview: {grid}")
+    if digits_seeds:
+        from simreal.cli.bench import digits_cmd
+
+        typer.echo(f"\ndigits sim-to-real benchmark ({digits_seeds} seeds):")
+        digits_cmd(out=out / "digits", seeds=digits_seeds, steps=digits_steps, per_class=500, k_real=5,
+                   selection="last")
 
 
 def register(app: typer.Typer) -> None:
