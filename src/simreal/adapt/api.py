@@ -23,9 +23,22 @@ from simreal.runtime.progress import close_logger, folder_logger
 from simreal.runtime.seeding import seed_everything
 from simreal.tasks.base import Task, get_task
 
+BACKGROUND = "background"
 
-def _class_list(ds: Dataset) -> list[str]:
-    return ds.class_names
+
+def _class_list(ds: Dataset, task: str = "classify") -> list[str]:
+    """A domain's classes. For classification, negative images (label 0) form a ``background``
+    class, so a rendered dataset with negatives matches a real folder with a ``background/``
+    sub-folder."""
+    names = list(ds.class_names)
+    if task == "classify" and BACKGROUND not in names and any(r.get("label") == 0 for r in ds.images):
+        names = [BACKGROUND, *names]
+    return names
+
+
+def _same_classes(a: list[str], b: list[str]) -> bool:
+    """Equal up to the implicit background class (one domain may lack negatives)."""
+    return [n for n in a if n != BACKGROUND] == [n for n in b if n != BACKGROUND]
 
 
 def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], FolderSource | None,
@@ -36,19 +49,25 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
     if not labelled:
         raise ConfigError("data.domains: no domain with labelled: true (the task needs labels)")
     ref_cfg, ref = labelled[0]
-    classes = _class_list(ref)
-    if not classes:
+    classes = _class_list(ref, cfg.task)
+    if cfg.task == "classify" and BACKGROUND not in classes and any(
+            BACKGROUND in _class_list(ds, cfg.task) for _, ds in labelled):
+        classes = [BACKGROUND, *classes]
+    task = get_task(cfg.task, len(classes), classes, **task_options(cfg))
+    if not classes and task.shared_classes:
         raise DatasetError(f"{ref_cfg.path}: no categories (the task {cfg.task!r} needs labelled classes)")
-    task = get_task(cfg.task, len(classes), classes)
     ids = [c["id"] for c in ref.categories]
     if hasattr(task, "bind"):
         task.bind(ids)
     for d, ds in opened:
         if d.labelled or ds.categories:
-            if ds.categories and _class_list(ds) != classes:
-                raise DatasetError(f"{d.path}: class list {_class_list(ds)} differs from {ref_cfg.path}: {classes}")
+            if ds.categories and task.shared_classes and not _same_classes(_class_list(ds, cfg.task), classes):
+                raise DatasetError(f"{d.path}: class list {_class_list(ds, cfg.task)} differs from "
+                                   f"{ref_cfg.path}: {classes}")
         if d.labelled:
             task.check_labels(ds, d.path)
+    if hasattr(task, "register_domains"):  # re-id: the identity classes of the labelled training domains
+        task.register_domains([ds for d, ds in opened if d.labelled])
     size, ch = tuple(cfg.data.image_size), cfg.data.channels
     sources: list[tuple[FolderSource, str]] = []
     val = None
@@ -74,10 +93,22 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
         tds = Dataset.open(cfg.data.target_val)
         task.check_labels(tds, cfg.data.target_val)
         tval = FolderSource("target-val", len(opened), tds, size, ch, task.target)
+    if hasattr(task, "wrap_source"):  # e.g. identity-balanced P x K batches for the re-id triplet loss
+        sources = [(task.wrap_source(s), r) for s, r in sources]
     for src, _ in sources:
         if len(src) == 0:
             raise DatasetError(f"domain {src.name}: no images left for training")
     return task, sources, val, tval
+
+
+def task_options(cfg: TrainConfig) -> dict[str, Any]:
+    """Task constructor options from the config (segment / reid sections, reid loss weights)."""
+    if cfg.task == "segment":
+        return {"class_weights": cfg.segment.class_weights}
+    if cfg.task == "reid":
+        return {"triplet_weight": cfg.method.triplet_weight, "triplet_margin": cfg.method.triplet_margin,
+                **cfg.reid.model_dump()}
+    return {}
 
 
 def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
@@ -89,8 +120,9 @@ def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
         prefix = getattr(model, "weights_prefix", "backbone.")
         state = map_torchvision_keys(load_state_dict_file(cfg.model.weights), prefix)
         own = model.state_dict()
-        # a torchvision classifier head (fc) of another class count is not loaded
-        skip = tuple(k for k in state if k.startswith(prefix + "fc.") and k in own and own[k].shape != state[k].shape)
+        # a torchvision classifier head (fc) of another class count, or one the model lacks, is not loaded
+        skip = tuple(k for k in state
+                     if k.startswith(prefix + "fc.") and (k not in own or own[k].shape != state[k].shape))
         load_into(model, state, cfg.model.weights, skip_prefixes=skip,
                   allow_missing=tuple(k for k in own if not k.startswith(prefix)) + (prefix + "fc.",))
     return model
@@ -125,7 +157,7 @@ def train(config: str | Path, out: str | Path, overrides: dict[str, Any] | None 
     result = trainer.fit()
     meta = {"task": cfg.task, "arch": cfg.model.arch, "classes": task.class_names, "method": cfg.method.name,
             "selection": result.selection, "image_size": list(cfg.data.image_size), "channels": cfg.data.channels,
-            "domains": [s.name for s, _ in sources]}
+            "domains": [s.name for s, _ in sources], "task_state": getattr(task, "state", dict)()}
     save_model(out / "checkpoints" / "final.safetensors", result.model, meta)
     summary: dict[str, Any] = {"selection": result.selection}
     if val is not None:
@@ -152,7 +184,8 @@ def load_run(run: str | Path) -> tuple[TrainConfig, Task, torch.nn.Module, dict[
 
     cfg = validate(TrainConfig, read_yaml(run / "config.yaml"), str(run / "config.yaml"))
     meta = json.loads(final.with_suffix(".json").read_text())
-    task = get_task(cfg.task, len(meta["classes"]), meta["classes"])
+    task = get_task(cfg.task, len(meta["classes"]), meta["classes"], **task_options(cfg),
+                    **meta.get("task_state", {}))
     model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
                              embedding_dim=cfg.model.embedding_dim)
     from simreal.nn.weights import load_into, load_state_dict_file
@@ -166,8 +199,8 @@ def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -
     """Evaluate the run's selected model on dataset ``data``; writes report.md + metrics.json + PNGs."""
     cfg, task, model, meta = load_run(run)
     ds = Dataset.open(data)
-    if ds.categories and ds.class_names != meta["classes"]:
-        raise DatasetError(f"{data}: class list {ds.class_names} differs from the run's {meta['classes']}")
+    if ds.categories and task.shared_classes and not _same_classes(_class_list(ds, cfg.task), meta["classes"]):
+        raise DatasetError(f"{data}: class list {_class_list(ds, cfg.task)} differs from the run's {meta['classes']}")
     task.check_labels(ds, str(data))
     if hasattr(task, "bind"):
         task.bind([c["id"] for c in ds.categories])

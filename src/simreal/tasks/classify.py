@@ -50,7 +50,7 @@ class ClassifyTask(Task):
 
     def __init__(self, num_classes: int, class_names: list[str] | None = None) -> None:
         super().__init__(num_classes, class_names)
-        self._index = {i + 1: i for i in range(num_classes)}  # category ids 1..K by default
+        self._by_name = {n: i for i, n in enumerate(self.class_names)}
 
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> Classifier:
         return Classifier(build_backbone(arch, self.num_classes, in_channels, int(kw.get("width", 32))))
@@ -61,14 +61,15 @@ class ClassifyTask(Task):
                                "one sub-folder per class)")
 
     def target(self, dataset: Any, rec: dict[str, Any], size: tuple[int, int]) -> Any:
+        """Class index by category *name* (ids differ between domains); a negative (label 0) is the
+        ``background`` class when the task has one, else unlabelled."""
         lab = dataset.label(rec)
-        if lab is None or lab == 0:
-            return None  # unlabelled (negatives are not a class in multi-class classification)
-        return self._index[lab]
-
-    def bind(self, category_ids: list[int]) -> None:
-        """Map dataset category ids (in order) to class indices 0..K-1."""
-        self._index = {cid: i for i, cid in enumerate(category_ids)}
+        if lab is None:
+            return None
+        if lab == 0:
+            return self._by_name.get("background")
+        names = {c["id"]: c["name"] for c in dataset.categories}
+        return self._by_name.get(names.get(lab, ""))
 
     def loss(self, out: torch.Tensor, targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:
         if not bool(labelled.any()):
