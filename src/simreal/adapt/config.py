@@ -70,6 +70,16 @@ class SelectionConfig(StrictModel):
     eval_every: int = Field(200, ge=1)
 
 
+class SegmentOptions(StrictModel):
+    class_weights: list[float] | None = None  # pixel cross-entropy weights: background, then each class
+
+
+class ReidOptions(StrictModel):
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)  # identity cross-entropy
+    instances_per_identity: int = Field(4, ge=2)  # K of the P x K batches used with the triplet loss
+    distance: Literal["euclidean", "cosine"] = "euclidean"  # between L2-normalised embeddings
+
+
 class TrainConfig(StrictModel):
     task: Literal["classify", "segment", "detect", "reid"] = "classify"
     seed: int = 0
@@ -79,3 +89,5 @@ class TrainConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     selection: SelectionConfig = SelectionConfig()
     checkpoint_every: int = Field(200, ge=1)
+    segment: SegmentOptions = SegmentOptions()  # task segment only
+    reid: ReidOptions = ReidOptions()  # task reid only

@@ -65,9 +65,10 @@ def write_eval_report(out: Path, task: Any, model: Any, src: Any, meta: dict[str
     for k, v in res.items():
         if isinstance(v, (int, float)) or v is None:
             lines.append(f"| {k} | {_fmt(v)} |")
-    if "per_class_accuracy" in res:
-        lines += ["", "| class | accuracy |", "|---|---|"]
-        lines += [f"| {c} | {_fmt(v)} |" for c, v in res["per_class_accuracy"].items()]
+    for key, what in (("per_class_accuracy", "accuracy"), ("per_class_iou", "IoU")):
+        if key in res:
+            lines += ["", f"| class | {what} |", "|---|---|"]
+            lines += [f"| {c} | {_fmt(v)} |" for c, v in res[key].items()]
     if "confusion_matrix" in res:
         lines += ["", "Confusion matrix (rows = true class): ![confusion](confusion.png)"]
     for png in ("roc.png", "pr.png", "cmc.png"):

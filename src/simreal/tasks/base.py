@@ -52,6 +52,7 @@ class Task:
     """A task: builds its model, turns records into targets, computes its loss and its scores."""
 
     name = "task"
+    shared_classes = True  # False: dataset categories are not the task's classes (re-id), lists are not compared
 
     def __init__(self, num_classes: int, class_names: list[str] | None = None) -> None:
         self.num_classes = num_classes
@@ -100,7 +101,7 @@ def _get_task(name: str, num_classes: int, class_names: list[str] | None = None,
     if name == "segment":
         from simreal.tasks.segment import SegmentTask
 
-        return SegmentTask(num_classes, class_names)
+        return SegmentTask(num_classes, class_names, **kw)
     if name == "detect":
         from simreal.tasks.detect import DetectTask
 
