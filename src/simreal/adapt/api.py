@@ -98,6 +98,8 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
     for src, _ in sources:
         if len(src) == 0:
             raise DatasetError(f"domain {src.name}: no images left for training")
+    if hasattr(task, "fit_anchors"):  # detect: k-means anchor shapes from the labelled training boxes
+        task.fit_anchors([s for s, _ in sources], cfg.seed)
     return task, sources, val, tval
 
 
@@ -108,6 +110,8 @@ def task_options(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.task == "reid":
         return {"triplet_weight": cfg.method.triplet_weight, "triplet_margin": cfg.method.triplet_margin,
                 **cfg.reid.model_dump()}
+    if cfg.task == "detect":
+        return cfg.detect.model_dump()
     return {}
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simreal.config import StrictModel
+from simreal.tasks.detect_config import DetectConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
 
@@ -91,3 +92,4 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(200, ge=1)
     segment: SegmentOptions = SegmentOptions()  # task segment only
     reid: ReidOptions = ReidOptions()  # task reid only
+    detect: DetectConfig = DetectConfig()  # task detect only (anchors, NMS, loss weights)
