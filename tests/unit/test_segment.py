@@ -33,7 +33,8 @@ def make_shapes(root: Path, n: int, seed: int, size: int = 32, shift: float = 0.
             cat = int(rng.integers(1, 3))
             r = int(rng.integers(size // 8, size // 4))
             cy, cx = (int(v) for v in rng.integers(r, size - r, 2))
-            m = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if cat == 1 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            square = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r)
+            m = square if cat == 1 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
             m &= inst == 0
             if m.sum() < 4:
                 continue
@@ -46,8 +47,8 @@ def make_shapes(root: Path, n: int, seed: int, size: int = 32, shift: float = 0.
                 a["ignore"] = True
             anns.append(a)
         img = np.clip(img + shift, 0, 1)
-        rec = {"id": i + 1, "file_name": w.write_file(f"images/{i:04d}.png", encode_image((img * 255).astype(np.uint8))),
-               "width": size, "height": size}
+        png = encode_image((img * 255).astype(np.uint8))
+        rec = {"id": i + 1, "file_name": w.write_file(f"images/{i:04d}.png", png), "width": size, "height": size}
         if masks:
             rec["mask_file"] = w.write_file(f"masks/{i:04d}.png", encode_mask(inst))
         images.append(rec)
