@@ -78,7 +78,8 @@ class SegmentOptions(StrictModel):
 class ReidOptions(StrictModel):
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)  # identity cross-entropy
     instances_per_identity: int = Field(4, ge=2)  # K of the P x K batches used with the triplet loss
-    distance: Literal["euclidean", "cosine"] = "euclidean"  # between L2-normalised embeddings
+    distance: Literal["euclidean", "cosine"] = "euclidean"  # retrieval distance between embeddings
+    normalize: bool = True  # L2-normalise embeddings before the Euclidean distance
 
 
 class TrainConfig(StrictModel):

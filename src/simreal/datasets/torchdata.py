@@ -104,7 +104,8 @@ def balanced_batch(sources: Sequence[DomainSource], step: int, seed: int, per_do
     xs, tg, dom, lab = [], [], [], []
     for s in sources:
         rng = sample_rng(seed, step, stream=s.domain_id + 1)
-        idx = rng.integers(0, len(s), size=per_domain)
+        draw = getattr(s, "draw", None)  # a source may sample its own way (e.g. P x K identity batches)
+        idx = draw(rng, per_domain) if draw is not None else rng.integers(0, len(s), size=per_domain)
         x, t = s.get(idx.tolist())
         xs.append(x)
         tg += t
