@@ -75,3 +75,13 @@ def test_no_masks_is_one_line_exit_2(tmp_path: Path, data: dict[str, Path], caps
     bad.write_text(_config(tmp_path, data["syn"], data["real"]).read_text().replace("unet_small", "unet_vgg"))
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
     assert "unet_vgg" in capsys.readouterr().err
+
+
+def test_adda_adapts_the_encoder(tmp_path: Path, data: dict[str, Path]) -> None:
+    cfg = _config(tmp_path, data["syn"], data["real"], method="adda")
+    run = tmp_path / "adda"
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--no-progress", "--set", "optim.steps=10",
+                 "--set", "method.adda_steps=10", "--set", "selection.policy=source_val"]) == 0
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["phase"] == "adapt" and "disc_acc/1" in r for r in recs)
+    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
