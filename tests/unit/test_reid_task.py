@@ -142,3 +142,15 @@ def test_tiny_reid_model_beats_chance(tmp_path: Path) -> None:
     assert res["rank1"] <= res["rank5"] <= res["rank10"] <= res["rank20"]
     losses = task.sample_losses(preds, all_targets(tsrc))
     assert losses.shape == (len(tsrc),) and np.isfinite(losses).all()
+
+
+def test_example_config_is_valid() -> None:
+    from simreal.adapt.api import task_options
+    from simreal.adapt.config import TrainConfig
+    from simreal.config import load_config
+
+    cfg = load_config(TrainConfig, Path(__file__).parents[2] / "configs" / "train" / "reid.yaml")
+    task = ReidTask(0, [], num_ids=5, **task_options(cfg))
+    assert task.triplet_weight == 1.0 and task.k == 4 and task.distance == "euclidean"
+    model = task.build_model(cfg.model.arch, 3, tuple(cfg.data.image_size), embedding_dim=cfg.model.embedding_dim)
+    assert model.feature_dim == 2048 and model.net.classifier.out_features == 5

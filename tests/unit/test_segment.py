@@ -148,3 +148,14 @@ def test_tiny_unet_learns_shapes(tmp_path: Path) -> None:
     assert (tmp_path / "roc.png").is_file() and (tmp_path / "pr.png").is_file()
     losses = task.sample_losses(preds, all_targets(test))
     assert losses.shape == (24,) and (losses >= 0).all() and losses.mean() < 0.5
+
+
+def test_example_config_is_valid() -> None:
+    from simreal.adapt.api import task_options
+    from simreal.adapt.config import TrainConfig
+    from simreal.config import load_config
+
+    cfg = load_config(TrainConfig, Path(__file__).parents[2] / "configs" / "train" / "segment_dann.yaml")
+    assert cfg.task == "segment" and cfg.method.name == "dann"
+    task = SegmentTask(2, None, **task_options(cfg))
+    assert isinstance(task.build_model(cfg.model.arch, 3, (64, 64)).net.encoder.layer4, torch.nn.Module)
