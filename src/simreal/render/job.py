@@ -149,10 +149,8 @@ def render_dataset(
         first_result = 0.0
         render_s = scene_s = other_s = 0.0
         last_commit = time.monotonic()
-        with make_progress("img") as prog:
+        with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
-            if quiet:
-                prog.stop()
             for (_, _, index), result, err in map_tasks(
                 render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
             ):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -40,8 +39,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.2f} {self.unit}/s", style="progress.data.speed")
 
 
-def make_progress(unit: str = "it") -> Progress:
-    """A rich Progress showing count, bar, rate, elapsed and ETA on stderr."""
+def make_progress(unit: str = "it", disable: bool = False) -> Progress:
+    """A rich Progress showing count, bar, rate, elapsed and ETA on stderr (``disable`` hides it)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -52,7 +51,7 @@ def make_progress(unit: str = "it") -> Progress:
         TimeRemainingColumn(),
         console=_console,
         transient=False,
-        disable=not sys.stderr.isatty() and False,
+        disable=disable,
     )
 
 
