@@ -69,9 +69,13 @@ def write_eval_report(out: Path, task: Any, model: Any, src: Any, meta: dict[str
         if key in res:
             lines += ["", f"| class | {what} |", "|---|---|"]
             lines += [f"| {c} | {_fmt(v)} |" for c, v in res[key].items()]
+    if isinstance(res.get("per_class"), dict) and res["per_class"]:  # detection: several figures per class
+        cols = list(next(iter(res["per_class"].values())))
+        lines += ["", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(_fmt(r.get(k)) for k in cols) + " |" for c, r in res["per_class"].items()]
     if "confusion_matrix" in res:
         lines += ["", "Confusion matrix (rows = true class): ![confusion](confusion.png)"]
-    for png in ("roc.png", "pr.png", "cmc.png"):
+    for png in ("roc.png", "pr.png", "pr_image.png", "cmc.png"):
         if (out / png).is_file():
             lines += ["", f"![{png[:-4]}]({png})"]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
