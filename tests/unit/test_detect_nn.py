@@ -71,3 +71,14 @@ def test_reset_head_reinitialises_convdet_only() -> None:
     assert float(model.head.conv.bias.detach().abs().max()) == 0.0
     assert all(torch.equal(back[k], v) for k, v in model.backbone.state_dict().items())
     assert {id(p) for p in model.head_parameters()} == {id(p) for p in model.head.parameters()}
+
+
+def test_example_detect_config_validates() -> None:
+    from pathlib import Path
+
+    from simreal.adapt.config import TrainConfig
+    from simreal.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "configs/train/detect_dann.yaml"
+    cfg = load_config(TrainConfig, path)
+    assert cfg.task == "detect" and cfg.method.name == "dann" and cfg.detect.num_anchors == 9
