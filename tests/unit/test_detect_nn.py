@@ -82,3 +82,23 @@ def test_example_detect_config_validates() -> None:
     path = Path(__file__).resolve().parents[2] / "configs/train/detect_dann.yaml"
     cfg = load_config(TrainConfig, path)
     assert cfg.task == "detect" and cfg.method.name == "dann" and cfg.detect.num_anchors == 9
+
+
+def test_predict_and_per_image_losses_for_iwv() -> None:
+    import numpy as np
+
+    torch.manual_seed(0)
+    task = DetectTask(2, ["a", "b"], fitted_anchors=[[8, 8], [14, 14]])
+    model = task.build_model("squeezedet_tiny", 3, (32, 32), width=8).eval()
+    x = torch.rand(3, 3, 32, 32)
+    tg = [{"boxes": np.array([[2, 2, 10, 10]], np.float32), "labels": np.array([1]), "ignore": np.array([False])},
+          {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64), "ignore": np.zeros(0, bool)},
+          {"boxes": np.array([[12, 12, 26, 26]], np.float32), "labels": np.array([0]), "ignore": np.array([False])}]
+    preds = [task.predict(model, x[:2]), task.predict(model, x[2:])]
+    losses = task.sample_losses(preds, tg)
+    assert losses.shape == (3,) and np.isfinite(losses).all() and (losses > 0).all()
+    with torch.no_grad():
+        out, _ = model(x)
+        whole = float(task.loss(out, tg, torch.ones(3, dtype=torch.bool)))
+    assert min(losses) <= whole <= max(losses) * 1.5
+    assert preds[0]["image_score"].shape == (2,) and preds[0]["feat"].shape == (2, model.feature_dim)
