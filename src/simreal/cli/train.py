@@ -43,7 +43,8 @@ def eval_cmd(
     from simreal.adapt.api import evaluate
 
     res = evaluate(run, data, out)
-    keys = [k for k in ("accuracy", "roc_auc", "roc_auc_ovr_macro", "AP", "mAP", "rank1", "miou") if k in res]
+    keys = [k for k in ("accuracy", "roc_auc", "roc_auc_ovr_macro", "AP", "precision", "recall", "f1", "AP50", "mAP",
+                        "rank1", "miou") if k in res and isinstance(res[k], (int, float))]
     typer.echo("  ".join(f"{k}={res[k]:.4f}" for k in keys) or "done")
 
 
