@@ -44,3 +44,30 @@ checkpoint_every: 3
     assert main(["eval", "--run", str(run), "--data", str(real)]) == 0
     metrics = json.loads(next(run.rglob("metrics.json")).read_text())
     assert set(metrics["per_class_accuracy"]) == {"background", "canister"}
+
+
+def test_rendered_boxes_and_masks_train_detection_and_segmentation(tmp_path: Path) -> None:
+    """The renderer's COCO boxes, `ignore` flags and 16-bit masks feed the detect and segment tasks."""
+    cfg = write_config(tmp_path, count=8, resolution=[64, 64], negatives=0.0, objects=[
+        {"category": "canister", "asset": {"kind": "canister", "canister": {"segments": 24}}}])
+    syn = tmp_path / "syn"
+    assert main(["render", "--config", str(cfg), "--out", str(syn), "--workers", "1", "-q"]) == 0
+    for task, arch, extra in (("detect", "squeezedet_tiny", "detect: {num_anchors: 3}\n"),
+                              ("segment", "unet_small", "")):
+        train_cfg = tmp_path / f"{task}.yaml"
+        train_cfg.write_text(f"""task: {task}
+data:
+  image_size: [64, 64]
+  domains:
+    - {{path: {syn}, name: synthetic, role: source}}
+model: {{arch: {arch}}}
+method: {{name: source_only}}
+optim: {{steps: 4, batch_per_domain: 4}}
+selection: {{policy: last}}
+checkpoint_every: 2
+{extra}""")
+        run = tmp_path / f"run_{task}"
+        assert main(["train", "--config", str(train_cfg), "--out", str(run), "--no-progress"]) == 0
+        assert main(["eval", "--run", str(run), "--data", str(syn)]) == 0
+        metrics = json.loads(next(run.rglob("metrics.json")).read_text())
+        assert ("mAP" in metrics) if task == "detect" else ("miou" in metrics)
