@@ -154,3 +154,20 @@ def test_example_config_is_valid() -> None:
     assert task.triplet_weight == 1.0 and task.k == 4 and task.distance == "euclidean"
     model = task.build_model(cfg.model.arch, 3, tuple(cfg.data.image_size), embedding_dim=cfg.model.embedding_dim)
     assert model.feature_dim == 2048 and model.net.classifier.out_features == 5
+
+
+def test_resnet_backbone_loads_torchvision_weights(tmp_path: Path) -> None:
+    from simreal.adapt.api import build_model
+    from simreal.adapt.config import TrainConfig
+    from simreal.nn.resnet import resnet18
+
+    src = resnet18(1000)
+    with torch.no_grad():
+        src.layer2[1].conv2.weight.normal_()
+    torch.save(src.state_dict(), tmp_path / "r18.pth")
+    cfg = TrainConfig.model_validate({"task": "reid", "data": {"domains": [{"path": "x"}]},
+                                      "model": {"arch": "resnet18", "weights": str(tmp_path / "r18.pth")}})
+    model = build_model(cfg, ReidTask(num_ids=7))
+    torch.testing.assert_close(model.net.backbone.layer2[1].conv2.weight, src.layer2[1].conv2.weight)
+    out, feat = model(torch.randn(2, 3, 64, 32))
+    assert out["logits"].shape == (2, 7) and out["emb"].shape == (2, 128) and feat.shape == (2, 512)

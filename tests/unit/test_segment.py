@@ -107,7 +107,7 @@ def test_loss_ignores_255_and_unlabelled() -> None:
     assert float(loss.detach()) == pytest.approx(float(manual.detach()), rel=1e-5)
     loss.backward()
     assert float(logits.grad[1].abs().sum()) == 0.0  # the unlabelled image gets no gradient
-    assert float(task.loss(logits, [None] * 3, torch.zeros(3, dtype=torch.bool))) == 0.0
+    assert float(task.loss(logits, [None] * 3, torch.zeros(3, dtype=torch.bool)).detach()) == 0.0
 
 
 def test_iou_from_confusion() -> None:

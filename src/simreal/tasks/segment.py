@@ -166,6 +166,8 @@ class SegmentTask(Task):
         logp = np.concatenate([p["logp"] for p in preds]).astype(np.float32)
         out = np.zeros(len(targets))
         for i, t in enumerate(targets):
+            if t is None:
+                continue
             y = t["mask"].numpy().astype(np.int64)
             keep = y != IGNORE
             if keep.any():
