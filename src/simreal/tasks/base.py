@@ -90,7 +90,7 @@ def get_task(name: str, num_classes: int, class_names: list[str] | None = None, 
     try:
         return _get_task(name, num_classes, class_names, **kw)
     except ImportError:
-        raise ConfigError(f"task: {name!r} is not available in this version (only 'classify' is trainable)") from None
+        raise ConfigError(f"task: {name!r} could not be loaded (a module of it failed to import)") from None
 
 
 def _get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
