@@ -36,6 +36,7 @@ class DigitsConfig:
     steps: int = 1200
     adda_steps: int = 800
     finetune_steps: int = 300
+    refine_steps: int = 600  # refiner iterations (capped at ``steps`` so tiny tables stay tiny)
     batch: int = 32
     width: int = 24
     lr: float = 1e-3
@@ -56,8 +57,8 @@ def k_per_class(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c in np.unique(y)])
 
 
-def refine_fn() -> Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None:
-    """The array refiner of :mod:`simreal.refine` if it exists (``refine_arrays(src, real, seed)``)."""
+def refine_fn() -> Callable[..., np.ndarray] | None:
+    """The array refiner of :mod:`simreal.refine` if it exists (``refine_arrays(src, real, seed, steps=...)``)."""
     try:
         from simreal import refine
     except ImportError:  # pragma: no cover
@@ -126,7 +127,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
         fn = refine_fn()
         if fn is None:
             return None
-        rx = fn(s.source_x, s.target_adapt_x, seed)
+        rx = fn(s.source_x, s.target_adapt_x, seed, steps=min(cfg.refine_steps, cfg.steps))
         rsrc = ArraySource("refined", 0, _t(rx), s.source_y.tolist())
         return fit(MethodConfig(name="source_only"), [(rsrc, "source"), (tgt, "target")])
 
