@@ -181,3 +181,15 @@ def test_every_camera_light_and_background_kind(tmp_path: Path) -> None:
             for rec in ds.images:
                 assert not ds.load_mask(rec)[outside].any()
                 assert ds.load_image(rec)[outside].max() == 0
+
+
+def test_rerun_replaces_lost_files(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, count=3)
+    out = tmp_path / "ds"
+    simreal("render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q")
+    before = folder_digest(out)
+    (out / "images" / "0000001.png").unlink()
+    (out / "masks" / "0000002.png").write_bytes(b"")
+    again = simreal("render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q").stdout
+    assert "2 rendered, 1 already done" in again
+    assert folder_digest(out) == before

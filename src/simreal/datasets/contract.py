@@ -199,9 +199,9 @@ class DatasetWriter:
         (self.root / "images").mkdir(parents=True, exist_ok=True)
         (self.root / "masks").mkdir(parents=True, exist_ok=True)
 
-    def write_file(self, rel: str, data: bytes) -> str:
-        """Write bytes at ``root/rel`` atomically; returns ``rel``."""
-        atomic_write_bytes(self.root / rel, data)
+    def write_file(self, rel: str, data: bytes, durable: bool = True) -> str:
+        """Write bytes at ``root/rel`` atomically (see ``atomic_write_bytes`` for ``durable``)."""
+        atomic_write_bytes(self.root / rel, data, durable)
         return rel
 
     def finalize(

@@ -168,7 +168,8 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
     return SceneData(
         camera=cam, instances=instances, lights=lights, env_rgb=env_rgb, env_image=env_image,
         env_scale=float(env["intensity"]), hide_environment=hide, spp=cfg.render.spp,
-        max_depth=cfg.render.max_depth, seed=seed, exposure=params["camera"]["exposure"],
+        max_depth=cfg.render.max_depth, pixel_filter=cfg.render.filter, seed=seed,
+        exposure=params["camera"]["exposure"],
     )
 
 

@@ -75,6 +75,19 @@ def dry_run(cfg: SceneConfig) -> None:
         raise ConfigError(f"config: a sampler rejected its settings ({exc})") from None
 
 
+def _missing_files(out: Path, manifest: Manifest) -> set[int]:
+    """Finished samples whose files are gone or empty (e.g. lost in a power cut): render them again."""
+    missing = set()
+    for row in manifest.rows(DONE):
+        for item in row["result"] or []:
+            rec = item["record"]
+            for rel in (rec.get("file_name"), rec.get("mask_file")):
+                p = out / rel if rel else None
+                if p is not None and (not p.is_file() or p.stat().st_size == 0):
+                    missing.add(row["id"])
+    return missing
+
+
 def remove_stale_temporaries(out: Path) -> int:
     """Delete temporary files an interrupted run left behind (never a finished file)."""
     n = 0
@@ -137,7 +150,7 @@ def render_dataset(
             manifest.set_meta("config_hash", digest)
             manifest.set_meta("config", cfg.model_dump_json())
         manifest.ensure((i, sample_seed(cfg.seed, i)) for i in range(cfg.count))
-        done = set(manifest.ids_with_status(DONE))
+        done = set(manifest.ids_with_status(DONE)) - _missing_files(out, manifest)
         todo = [i for i in range(cfg.count) if i not in done]
         log.info("render %s: %d samples, %d done, %d to do, workers=%d executor=%s",
                  out, cfg.count, len(done), len(todo), workers, executor)
@@ -163,7 +176,7 @@ def render_dataset(
                     log.warning("sample %d failed: %s", index, err)
                 else:
                     for rel, data in result["files"].items():
-                        writer.write_file(rel, data)
+                        writer.write_file(rel, data, durable=False)  # atomic; re-checked on resume
                     manifest.record(index, DONE, params=result["params"], result=result["records"],
                                     timings=result["timings"], commit=False)
                     rendered += 1

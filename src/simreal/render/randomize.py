@@ -40,8 +40,7 @@ def sample_material(rng: np.random.Generator, spec: MaterialSpec, lib: AssetLibr
             m["texture"] = {"kind": "file", "file": lib.textures[int(rng.integers(len(lib.textures)))].name}
         elif spec.textures.procedural:
             m["texture"] = sample_texture_params(rng, spec.textures.procedural)
-    wear = sample_wear_params(rng, spec.wear)  # drawn always, so the stream does not depend on the coin
-    m["wear"] = wear if textured and rng.random() < spec.wear_probability else None
+    m["wear"] = sample_wear_params(rng, spec.wear) if textured and rng.random() < spec.wear_probability else None
     return m
 
 

@@ -55,6 +55,7 @@ class SceneData:
     hide_environment: bool = False
     spp: int = 16
     max_depth: int = 4
+    pixel_filter: str = "gaussian"
     seed: int = 0
     exposure: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -157,6 +157,7 @@ class RenderSpec(StrictModel):
 
     spp: int = Field(16, ge=1, le=65536)
     max_depth: int = Field(4, ge=1, le=64)
+    filter: Literal["gaussian", "box"] = "gaussian"
     variant: str = "scalar_rgb"
 
 

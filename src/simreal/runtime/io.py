@@ -34,13 +34,15 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
             tmp_path.unlink()
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (fsync before rename)."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically. ``durable`` also fsyncs before the rename (survives a
+    power cut, not just a killed process); bulk writers whose manifest can re-check files skip it."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
     return Path(path)
 
 

@@ -80,7 +80,7 @@ class MitsubaBackend:
         p.update()
         return m
 
-    def _sensor(self, cam: Camera, labels: bool, spp: int) -> dict[str, Any]:
+    def _sensor(self, cam: Camera, labels: bool, spp: int, pixel_filter: str = "gaussian") -> dict[str, Any]:
         mi = self.mi
         film: dict[str, Any] = {
             "type": "hdrfilm", "width": cam.width, "height": cam.height,
@@ -90,7 +90,7 @@ class MitsubaBackend:
             film["rfilter"] = {"type": "box"}
             sampler = {"type": "stratified", "sample_count": 1, "jitter": False}
         else:
-            film["rfilter"] = {"type": "gaussian"}
+            film["rfilter"] = {"type": pixel_filter}
             sampler = {"type": "independent", "sample_count": int(spp)}
         tw = mi.ScalarTransform4f(cam.to_world.tolist())
         if cam.model == "fisheye":
@@ -108,7 +108,8 @@ class MitsubaBackend:
     # rendering ------------------------------------------------------------
     def _scene(self, scene: SceneData, keep: list[int], shading: bool) -> Any:
         mi = self.mi
-        d: dict[str, Any] = {"type": "scene", "sensor": self._sensor(scene.camera, not shading, scene.spp)}
+        d: dict[str, Any] = {"type": "scene",
+                             "sensor": self._sensor(scene.camera, not shading, scene.spp, scene.pixel_filter)}
         if shading:
             d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
                                "hide_emitters": bool(scene.hide_environment)}
