@@ -92,3 +92,17 @@ def load_config(model: type[M], path: str | Path | None, overrides: dict[str, An
 def dump_config(cfg: BaseModel) -> str:
     """The resolved config as YAML text."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set key.path=value`` strings (values parsed as YAML) to a dict for :func:`load_config`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value (e.g. optim.steps=200)")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+    return out

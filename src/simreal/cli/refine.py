@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
 
-from simreal.errors import ConfigError
+from simreal.config import parse_overrides
 
 refine_app = typer.Typer(
     name="refine", help="Sim-to-real refinement (CycleGAN family, AGGAN, CUT).", no_args_is_help=True
 )
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key.path=value`` strings (values parsed as YAML) to a dict."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key.path=value")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
-    return out
 
 
 @refine_app.command("train")

@@ -5,19 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 
-from simreal.errors import ConfigError
-
-
-def _overrides(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for it in items:
-        if "=" not in it:
-            raise ConfigError(f"--set {it!r}: expected key=value (e.g. optim.steps=200)")
-        k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
+from simreal.config import parse_overrides
 
 
 def train_cmd(
@@ -29,7 +18,7 @@ def train_cmd(
     """Train a task model across domains (source only, mixed, DANN, ADDA, fine-tuning)."""
     from simreal.adapt.api import train
 
-    summary = train(config, out, _overrides(set_), progress=not no_progress)
+    summary = train(config, out, parse_overrides(set_), progress=not no_progress)
     sel = summary["selection"]
     typer.echo(f"run: {out}  selection: {sel['policy']} (step {sel['step']})  report: {out / 'report.md'}")
 
