@@ -109,3 +109,11 @@ def test_user_text_and_colors():
         _params(0, body_colors=[[2.0, 0, 0]])
     with pytest.raises(ConfigError, match="label_texts"):
         _params(0, label_texts=[])
+
+
+def test_small_part_step_shrinks_cap_and_band_only():
+    full = canister_textures(_params(9), size=(48, 96))
+    small = canister_textures(_params(9), size=(48, 96), small_part_step=2)
+    assert np.array_equal(small["body"], full["body"])
+    for part in ("cap", "band"):
+        assert small[part].shape == (24, 48, 3) and small[f"{part}_roughness"].shape == (24, 48)

@@ -114,7 +114,7 @@ def _target_instances(o: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary, la
         centre[2, 3] = -0.5  # object space has the base at z=0 and the cap top at z=1
         xf = xf @ centre
         size = cfg.material.textures.size
-        texs = canister_textures(o["canister"], size=(size, 2 * size))
+        texs = canister_textures(o["canister"], size=(size, 2 * size), small_part_step=2 if size <= 64 else 1)
         out = []
         for name, mesh in parts.items():
             tex = texs.get(name)

@@ -286,9 +286,12 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, cy: float, cx: float, color: np
     canvas[np.ix_(ys[keep], xs)] = region + (color - region) * m
 
 
-def canister_textures(params: dict, size: tuple[int, int] = (256, 512)) -> dict[str, np.ndarray]:
+def canister_textures(params: dict, size: tuple[int, int] = (256, 512),
+                      small_part_step: int = 1) -> dict[str, np.ndarray]:
     """Per-part textures at ``size = (height, width)``: albedo ``"body"``, ``"cap"``, ``"band"`` (uint8
     HxWx3) and roughness ``"body_roughness"``, ``"cap_roughness"``, ``"band_roughness"`` (float32 HxW).
+    ``small_part_step`` > 1 makes the cap and band textures that many times smaller per axis (they
+    cover few pixels on screen), which saves time at low fidelity.
 
     The body label carries the body colour, painted stripes, the label text and a lot number, then
     wear (dust, grime, scratches) per part; everything is a pure function of ``params``.
@@ -330,11 +333,12 @@ def canister_textures(params: dict, size: tuple[int, int] = (256, 512)) -> dict[
             _paste(body, lot, cy, cx + mask.shape[1] / 2 + lot.shape[1], text_color)
         else:
             _paste(body, lot, cy + mask.shape[0] / 2 + lot.shape[0], cx, text_color)
-    cap = np.asarray(col["cap"], np.float32) * (0.92 + 0.16 * grain[::-1, :, None])
-    band = np.asarray(col["band"], np.float32) * (0.97 + 0.06 * grain[:, ::-1, None])
+    k = max(1, int(small_part_step))
+    cap = np.asarray(col["cap"], np.float32) * (0.92 + 0.16 * grain[::-1, :, None][::k, ::k])
+    band = np.asarray(col["band"], np.float32) * (0.97 + 0.06 * grain[:, ::-1, None][::k, ::k])
     out: dict[str, np.ndarray] = {}
     for name, albedo in (("body", body), ("cap", cap), ("band", band)):
-        rough = np.full((h, w), params["roughness"][name], np.float32)
+        rough = np.full(albedo.shape[:2], params["roughness"][name], np.float32)
         a, r = apply_wear(to_uint8(albedo), rough, params["wear"][name])
         out[name], out[f"{name}_roughness"] = a, r
     return out
