@@ -267,6 +267,13 @@ def _err_line(err: str) -> str:
 
 def test_bad_inputs(data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["refine", "train", "--config", data["cfg"]]
+
+    def train_with(out: Path, setting: str) -> tuple[int, str]:
+        """Train on the good data with one ``--set`` override; the exit code and the error line."""
+        code, _, err = run_cli(
+            base + ["--source", data["src"], "--target", data["real"], "--out", out, "--set", setting], capsys
+        )
+        return code, _err_line(err)
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run_cli(
@@ -288,21 +295,8 @@ def test_bad_inputs(data: dict[str, Path], tmp_path: Path, capsys: pytest.Captur
     )
     assert code == 2 and "channel mismatch" in _err_line(err)
 
-    code, _, err = run_cli(
-        base
-        + [
-            "--source",
-            data["src"],
-            "--target",
-            data["real"],
-            "--out",
-            tmp_path / "r4",
-            "--set",
-            "data.crop_size=64",
-        ],
-        capsys,
-    )
-    assert code == 2 and "smaller than the crop size" in _err_line(err)
+    code, err = train_with(tmp_path / "r4", "data.crop_size=64")
+    assert code == 2 and "smaller than the crop size" in err
 
     other = tmp_path / "other-run"
     other.mkdir()
@@ -319,37 +313,13 @@ def test_bad_inputs(data: dict[str, Path], tmp_path: Path, capsys: pytest.Captur
     assert code == 2 and "not a refiner run folder" in _err_line(err)
     assert (keep / "notes.txt").read_text() == "keep me"
 
-    code, _, err = run_cli(
-        base
-        + [
-            "--source",
-            data["src"],
-            "--target",
-            data["real"],
-            "--out",
-            tmp_path / "r5",
-            "--set",
-            "loss.perceptual={extractor: vgg16, vgg_weights: /nonexistent/vgg.pth, lambda_mean_feat: 1.0}",
-        ],
-        capsys,
+    code, err = train_with(
+        tmp_path / "r5", "loss.perceptual={extractor: vgg16, vgg_weights: /nonexistent/vgg.pth, lambda_mean_feat: 1.0}"
     )
-    assert code == 2 and "weights file not found" in _err_line(err)
+    assert code == 2 and "weights file not found" in err
 
-    code, _, err = run_cli(
-        base
-        + [
-            "--source",
-            data["src"],
-            "--target",
-            data["real"],
-            "--out",
-            tmp_path / "r6",
-            "--set",
-            "train.bogus=1",
-        ],
-        capsys,
-    )
-    assert code == 2 and "unknown key" in _err_line(err)
+    code, err = train_with(tmp_path / "r6", "train.bogus=1")
+    assert code == 2 and "unknown key" in err
 
 
 def test_run_of_another_model_is_not_resumed(data: dict[str, Path], tmp_path: Path, capsys) -> None:
