@@ -1,0 +1,55 @@
+"""One device policy for every command that runs a network: ``auto | cpu | cuda | cuda:N | mps``.
+
+``auto`` picks CUDA when available, else Apple's MPS, else the CPU. Asking for a device that does
+not exist raises :class:`~simreal.errors.ConfigError` (the CLI prints one line and exits 2).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from simreal.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_HELP = "Device: auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
+_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(spec: str | None = "auto", where: str = "--device") -> torch.device:
+    """The torch device for ``spec``; ConfigError naming ``where`` if it is malformed or absent here."""
+    import torch
+
+    s = (spec or "auto").strip().lower()
+    if not _PATTERN.match(s):
+        raise ConfigError(f"{where}: {spec!r} is not a device (expected auto, cpu, cuda, cuda:N or mps)")
+    if s == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if s == "cpu":
+        return torch.device("cpu")
+    if s == "mps":
+        if not _mps_available():
+            raise ConfigError(f"{where}: mps was asked for but this machine has no MPS device")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{where}: {s} was asked for but this machine has no CUDA device "
+                          "(use --device cpu or auto)")
+    index = int(s.split(":")[1]) if ":" in s else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"{where}: {s} does not exist (this machine has {count} CUDA device(s): "
+                          f"cuda:0..cuda:{count - 1})")
+    return torch.device("cuda", index)
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
