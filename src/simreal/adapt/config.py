@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simreal.config import StrictModel
+from simreal.datasets.augment import AugmentConfig
 from simreal.tasks.detect_config import DetectConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
@@ -94,3 +95,5 @@ class TrainConfig(StrictModel):
     segment: SegmentOptions = SegmentOptions()  # task segment only
     reid: ReidOptions = ReidOptions()  # task reid only
     detect: DetectConfig = DetectConfig()  # task detect only (anchors, NMS, loss weights)
+    augment: AugmentConfig = Field(AugmentConfig(), description=(
+        "Training-batch augmentation for every task (flip, blur/sharpen, colour jitter); see docs/train.md."))
