@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv anny-cache
 
 venv: $(STAMP)
 
@@ -15,13 +15,17 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[ray,test]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[ray,test,people]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/simreal demo --out demo_out
 
-test: $(STAMP)
+# The anny body-model cache (~880 MB, a few minutes) is built once per machine, outside the clone.
+anny-cache: $(STAMP)
+	$(BIN)/python -m simreal.render.people.anny_cache
+
+test: $(STAMP) anny-cache
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
