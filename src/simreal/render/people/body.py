@@ -236,13 +236,19 @@ def check_expression(expression: Mapping[str, float] | None) -> dict[str, float]
 def pose_from_world(world: Mapping[str, np.ndarray], root: np.ndarray | None = None) -> BodyPose:
     """A :class:`BodyPose` from per-bone *world* rotations (rest -> posed, about each bone's head).
 
-    Bones not in ``world`` inherit their parent's world rotation (they move rigidly with it)."""
+    The whole-body rotation is ``root`` (or ``world["root"]``); every other rotation is absolute, not
+    relative to it. Bones not in ``world`` inherit their parent's world rotation (they move rigidly
+    with it)."""
     topo = topology()
-    g = [np.eye(3)] * len(topo.bone_names)
+    if root is None:
+        root = world.get("root", np.eye(3))
+    root = np.asarray(root, dtype=np.float64)
+    g = [root] * len(topo.bone_names)
     rotations: dict[str, np.ndarray] = {}
     for i, name in enumerate(topo.bone_names):
-        parent = int(topo.bone_parents[i]) if i > 0 else -1
-        gp = g[parent] if parent >= 0 else np.eye(3)
+        if i == 0:
+            continue
+        gp = g[int(topo.bone_parents[i])]
         if name in world:
             g[i] = np.asarray(world[name], dtype=np.float64)
             local = gp.T @ g[i]
@@ -250,7 +256,7 @@ def pose_from_world(world: Mapping[str, np.ndarray], root: np.ndarray | None = N
                 rotations[name] = local
         else:
             g[i] = gp
-    return BodyPose(rotations, np.eye(3) if root is None else np.asarray(root, dtype=np.float64))
+    return BodyPose(rotations, root)
 
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
