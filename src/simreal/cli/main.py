@@ -36,9 +36,9 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, dataset, demo, faces, metrics, refine, render, train
+    from simreal.cli import bench, dataset, demo, faces, metrics, people, refine, render, train
 
-    for module in (render, dataset, demo, refine, metrics, train, bench, faces):
+    for module in (render, dataset, demo, refine, metrics, train, bench, people, faces):
         module.register(app)
 
 
