@@ -131,5 +131,35 @@ def review_cmd(
     serve(state, port, quiet)
 
 
+@app.command("render")
+def render_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="Face render config YAML (configs/faces/render_*.yaml)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Chips dataset folder to write (rerun to resume)."),
+    count: int | None = typer.Option(None, "--count", "-n", help="Frames to render (overrides the config)."),
+    seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Parallel workers (one core each)."),
+    keep_frames: bool = typer.Option(False, "--keep-frames", help="Also write the full frames (frames/)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Render labelled faces with anny (identities, expressions, pose, light, camera) -> detector -> chips."""
+    from simreal.config import load_config
+    from simreal.faces.render import FaceRenderConfig, render_faces
+
+    over: dict[str, object] = {}
+    for key, value in (("count", count), ("seed", seed)):
+        if value is not None:
+            over[key] = value
+    if keep_frames:
+        over["keep_frames"] = True
+    cfg = load_config(FaceRenderConfig, config, over)
+    s = render_faces(cfg, out, workers, quiet, " ".join(["simreal", *sys.argv[1:]]))
+    typer.echo(f"{s.out}: {s.chips} chips from {s.frames} rendered frames ({s.missed} without a detected face, "
+               f"{s.failed} failed, {s.resumed} already done) in {s.seconds:.1f}s")
+    if s.failed:
+        typer.echo(f"simreal: {s.failed} frames failed (first: {s.first_error}); run the same command again",
+                   err=True)
+        raise typer.Exit(1)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="faces")
