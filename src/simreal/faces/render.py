@@ -339,13 +339,19 @@ def render_faces(cfg: FaceRenderConfig, out: str | Path, workers: int = 1, quiet
     from simreal.runtime.executors import map_tasks
     from simreal.runtime.progress import close_logger, folder_logger, make_progress
 
+    import torch
+
     classes = list(cfg.expressions)
-    for name, mixes in cfg.expressions.items():
-        for mix in mixes:
-            try:
-                check_expression({k: r[1] for k, r in mix.items()})
-            except Exception as exc:
-                raise FacesError(f"expressions.{name}: {exc}") from None
+    grad = torch.is_grad_enabled()  # loading anny switches autograd off process-wide; keep the caller's mode
+    try:
+        for name, mixes in cfg.expressions.items():
+            for mix in mixes:
+                try:
+                    check_expression({k: r[1] for k, r in mix.items()})
+                except Exception as exc:
+                    raise FacesError(f"expressions.{name}: {exc}") from None
+    finally:
+        torch.set_grad_enabled(grad)
     out = Path(out)
     key = hashlib.sha256(json.dumps(cfg.model_dump(mode="json", exclude={"count"}), sort_keys=True).encode())
     out.mkdir(parents=True, exist_ok=True)
