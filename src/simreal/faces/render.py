@@ -335,11 +335,11 @@ class FaceRenderSummary:
 def render_faces(cfg: FaceRenderConfig, out: str | Path, workers: int = 1, quiet: bool = False,
                  command: str = "") -> FaceRenderSummary:
     """Render ``cfg.count`` frames into the chips dataset ``out`` (resumable; same bytes for any ``workers``)."""
+    import torch
+
     from simreal.render.people.body import check_expression
     from simreal.runtime.executors import map_tasks
     from simreal.runtime.progress import close_logger, folder_logger, make_progress
-
-    import torch
 
     classes = list(cfg.expressions)
     grad = torch.is_grad_enabled()  # loading anny switches autograd off process-wide; keep the caller's mode
