@@ -110,6 +110,6 @@ def test_long_blink_against_short_blinks() -> None:
 def test_words_thresholds_and_gesture_hold_default() -> None:
     w = WordsConfig.model_validate({"words": {"smile": "yes", "long_blink": {"word": "tired"}},
                                     "gestures": {"long_blink": {"kind": "held", "expression": "eyes_closed"}},
-                                    "timing": {"on": 0.7, "off": 0.3, "hold_s": 0.4}})
+                                    "timing": {"on_score": 0.7, "off_score": 0.3, "hold_s": 0.4}})
     assert w.thresholds("smile") == (0.7, 0.3, 0.4)
     assert w.thresholds("long_blink") == (0.7, 0.3, 0.0)

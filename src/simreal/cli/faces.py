@@ -82,13 +82,14 @@ def run_cmd(
     from simreal.faces.live import Session, run_session
     from simreal.faces.media import camera_frames, video_frames
     from simreal.faces.speech import Speaker
-    from simreal.faces.words import load_words
+    from simreal.faces.words import check_names, load_words
 
     if (video is None) == (camera is None):
         raise FacesError("give exactly one of --video FILE or --camera N")
     det = validate(DetectorConfig, {"upsample": upsample, "detect_scale": detect_scale}, "options")
     wcfg, wdir = load_words(words)
     clf = ChipClassifier(run, device)
+    check_names(wcfg, clf.classes, str(words))  # before anything is written
     frames = video_frames(video, fps) if video is not None else camera_frames(int(camera), fps, seconds)  # type: ignore[arg-type]
     # the first frame is read before anything is written, so a camera that does not open fails cleanly
     first = next(iter(frames), None)

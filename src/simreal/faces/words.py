@@ -27,18 +27,19 @@ class VoiceConfig(StrictModel):
 class TimingConfig(StrictModel):
     """When a score stream counts as an expression (hysteresis), for every word unless overridden."""
 
-    on: float = Field(0.6, gt=0.0, le=1.0, description="Score at or above which an expression starts being held.")
-    off: float = Field(0.4, ge=0.0, le=1.0, description=(
-        "Score at or below which a held expression is let go (between off and on it stays as it is)."))
+    on_score: float = Field(0.6, gt=0.0, le=1.0, description=(
+        "Score at or above which an expression starts being held (not named 'on': YAML reads on/off as booleans)."))
+    off_score: float = Field(0.4, ge=0.0, le=1.0, description=(
+        "Score at or below which a held expression is let go (between off_score and on_score it stays as it is)."))
     hold_s: float = Field(0.5, ge=0.0, description="Seconds an expression must be held before its word is spoken.")
     rearm_s: float = Field(0.3, ge=0.0, description=(
-        "Seconds the score must stay at or below 'off' before the same expression can speak again."))
+        "Seconds the score must stay at or below off_score before the same expression can speak again."))
     cooldown_s: float = Field(1.5, ge=0.0, description="After any word, no other word for this many seconds.")
 
     @model_validator(mode="after")
     def _order(self) -> TimingConfig:
-        if self.off > self.on:
-            raise ValueError(f"off ({self.off}) must not exceed on ({self.on})")
+        if self.off_score > self.on_score:
+            raise ValueError(f"off_score ({self.off_score}) must not exceed on_score ({self.on_score})")
         return self
 
 
@@ -49,8 +50,9 @@ class WordEntry(StrictModel):
     voice_file: str | None = Field(None, description=(
         "A recorded WAV file to play instead of espeak-ng (relative to the words file's folder)."))
     hold_s: float | None = Field(None, ge=0.0, description="Override of timing.hold_s for this expression.")
-    on: float | None = Field(None, gt=0.0, le=1.0, description="Override of timing.on for this expression.")
-    off: float | None = Field(None, ge=0.0, le=1.0, description="Override of timing.off for this expression.")
+    on_score: float | None = Field(None, gt=0.0, le=1.0, description="Override of timing.on_score for this expression.")
+    off_score: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "Override of timing.off_score for this expression."))
 
 
 class GestureConfig(StrictModel):
@@ -86,18 +88,27 @@ class WordsConfig(StrictModel):
     @field_validator("words", mode="before")
     @classmethod
     def _plain_words(cls, v: object) -> object:
+        """``smile: yes`` is a plain word; YAML reads yes/no (and numbers) as other types: spoken as written
+        when unambiguous (yes, no, the number)."""
         if isinstance(v, dict):
-            return {k: ({"word": w} if isinstance(w, str) else w) for k, w in v.items()}
+            plain = (str, bool, int, float)
+            return {str(k): {"word": _as_word(w)} if isinstance(w, plain) else w for k, w in v.items()}
         return v
 
     def thresholds(self, name: str) -> tuple[float, float, float]:
         """(on, off, hold_s) of expression ``name`` with its overrides; a gesture's hold defaults to 0
         (it already lasts ``min_s`` or ``window_s``)."""
         w, t = self.words[name], self.timing
-        on = w.on if w.on is not None else t.on
-        off = w.off if w.off is not None else min(t.off, on)
+        on = w.on_score if w.on_score is not None else t.on_score
+        off = w.off_score if w.off_score is not None else min(t.off_score, on)
         hold = w.hold_s if w.hold_s is not None else (0.0 if name in self.gestures else t.hold_s)
         return on, off, hold
+
+
+def _as_word(w: str | bool | int | float) -> str:
+    if isinstance(w, bool):
+        return "yes" if w else "no"
+    return str(w)
 
 
 def load_words(path: str | Path) -> tuple[WordsConfig, Path]:
