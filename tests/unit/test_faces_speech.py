@@ -62,10 +62,9 @@ def test_recorded_voice_file_and_missing_espeak(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "child.yaml").write_text("words:\n  smile: {word: hello, voice_file: rec.wav}\n  glance: look\n")
     cfg, base = load_words(tmp_path / "child.yaml")
     monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng on PATH
-    sp = Speaker(cfg, base, tmp_path / "s", audio="files")
     with pytest.raises(FacesError, match="espeak-ng is not installed"):
-        sp.prepare()
-    sp.close()
+        Speaker(cfg, base, tmp_path / "s", audio="files")
+    assert not (tmp_path / "s").exists()  # nothing written
     cfg2 = WordsConfig.model_validate({"words": {"smile": {"word": "hello", "voice_file": "rec.wav"}}})
     sp = Speaker(cfg2, tmp_path, tmp_path / "s2", audio="files")
     assert sp.prepare() == {"smile": rec}

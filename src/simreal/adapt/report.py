@@ -113,6 +113,12 @@ def classification_eval(task: Any, preds: list[dict[str, Any]], targets: list[An
             r, p, ap = pr_curve(yi, prob[:, i])
             rocs.append((fpr, tpr, f"{name} (AUC {a:.3f})"))
             prs.append((r, p, f"{name} (AP {ap:.3f})"))
+    if len(rocs) == len(task.class_names) > 2:  # micro (pooled decisions) and macro (mean of the class curves)
+        fpr, tpr, a = roc_curve(np.eye(len(task.class_names))[y].ravel(), prob.ravel())
+        grid = np.linspace(0.0, 1.0, 201)
+        mean_tpr = np.mean([np.interp(grid, f, t) for f, t, _ in rocs], axis=0)
+        rocs += [(fpr, tpr, f"micro-average (AUC {a:.3f})"),
+                 (grid, mean_tpr, f"macro-average (AUC {res.get('roc_auc_ovr_macro', float('nan')):.3f})")]
     if rocs:
         save_curves(out / "roc.png", rocs, "false positive rate", "true positive rate", "ROC (one vs rest)", True)
         save_curves(out / "pr.png", prs, "recall", "precision", "precision-recall (one vs rest)")

@@ -95,7 +95,7 @@ def run_cmd(
     first = next(iter(frames), None)
     if first is None:
         raise FacesError(f"{video if video is not None else f'camera {camera}'}: no frames")
-    speaker = Speaker(wcfg, wdir, out, audio)
+    speaker = Speaker(wcfg, wdir, out, audio)  # checks espeak-ng / voice files before writing anything
     session = Session(clf, wcfg, speaker, det, str(words))
     speaker.prepare()
 

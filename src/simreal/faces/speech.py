@@ -74,14 +74,18 @@ class Speaker:
         self.voices: dict[str, Path] = {}
         self.n = 0
         self._procs: list[subprocess.Popen[bytes]] = []
-        out.mkdir(parents=True, exist_ok=True)
-        self._timeline = open(out / "timeline.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._writer = csv.DictWriter(self._timeline, fieldnames=TIMELINE_FIELDS)
-        self._writer.writeheader()
+        self._timeline: Any = None
+        for name, w in words.words.items():  # fail before anything is written
+            if w.voice_file:
+                check_wav(words_dir / w.voice_file, f"words.{name}.voice_file")
+            else:
+                espeak_path()
 
     def prepare(self) -> dict[str, Path]:
-        """One WAV per expression: its recorded voice file, or espeak-ng's rendering of its word."""
+        """One WAV per expression (its recorded voice file, or espeak-ng's rendering of its word);
+        then opens ``timeline.csv``."""
         v = self.words.voice
+        self.out.mkdir(parents=True, exist_ok=True)
         for name, w in self.words.words.items():
             if w.voice_file:
                 p = self.words_dir / w.voice_file
@@ -90,6 +94,9 @@ class Speaker:
             else:
                 self.voices[name] = synthesize(w.word, self.out / "voices" / f"{_safe(name)}.wav", v.voice,
                                                v.speed, v.pitch, v.amplitude)
+        self._timeline = open(self.out / "timeline.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._writer = csv.DictWriter(self._timeline, fieldnames=TIMELINE_FIELDS)
+        self._writer.writeheader()
         return self.voices
 
     def speak(self, name: str, t: float, wall_clock: str, score: float = 1.0, held_s: float = 0.0,
@@ -120,7 +127,8 @@ class Speaker:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        self._timeline.close()
+        if self._timeline is not None:
+            self._timeline.close()
 
 
 def _safe(name: str) -> str:

@@ -1,5 +1,6 @@
 """Classification metrics: accuracy, per-class accuracy, confusion matrix, ROC-AUC and AP
-(binary; multi-class one-vs-rest and one-vs-one, macro and prevalence-weighted) via scikit-learn."""
+(binary; multi-class one-vs-rest and one-vs-one, macro and prevalence-weighted, and the micro
+average) via scikit-learn."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def classification_report(y_true: np.ndarray, prob: np.ndarray, class_names: lis
                             else skm.roc_auc_score(yy, sub, multi_class=mc, average=avg))
                 out["auc_note"] = f"AUC over the {len(present)} classes present in the data"
             onehot = np.eye(k)[y_true]
+            if len(present) == k:  # micro average: every (sample, class) decision pooled (one vs rest)
+                out["roc_auc_micro"] = float(skm.roc_auc_score(onehot, p, average="micro"))
             ap = {names[i]: (float(skm.average_precision_score(onehot[:, i], p[:, i])) if i in present else None)
                   for i in range(k)}
             out["average_precision_per_class"] = ap
