@@ -38,11 +38,10 @@ def test_softmax_rows_are_not_renormalised_ties_kept_exactly() -> None:
     """Rows that already sum to 1 go to scikit-learn as they are: exact ties stay ties, so every AUC/AP equals
     scikit-learn's on the same scores bit for bit (a second division moved them by up to 1.4e-3)."""
     import numpy as np
+    import torch
     from sklearn import metrics as skm
 
     from simreal.metrics.classification import classification_report
-
-    import torch
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 300)
