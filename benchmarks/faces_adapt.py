@@ -1,10 +1,10 @@
 """Faces adaptation benchmark: rendered source identities -> rendered target identities (children,
 another skin-tone range, warm low side light, closer noisier camera; configs/faces/render_*.yaml).
 
-Methods (configs/train/faces_adda.yaml, model selection on source validation only - no target
-labels): source-only, ADDA, DANN, fine-tune on 5 labelled target chips per class. The target's
-frames are split by index: the first 2/3 are the unlabelled target training video (labels removed),
-the last 1/3 the labelled test set. Prints accuracy, macro OvR AUC and per-class accuracy (mean
+Methods (configs/train/faces_adda.yaml; model selection without target labels: importance-weighted
+validation for ADDA, source validation otherwise): source-only, ADDA, DANN, fine-tune on 5 labelled
+target chips per class. The target's frames are split by index: the first 2/3 are the unlabelled
+target training video (labels removed), the last 1/3 the labelled test set. Prints accuracy, macro OvR AUC and per-class accuracy (mean
 over seeds) and writes results.json. Rendering is cached (resumable) in
 ``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench).
 
@@ -170,8 +170,8 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
                 over.update({"optim.steps": args.steps, "method.adda_steps": args.steps,
                              "method.finetune_steps": args.steps, "selection.eval_every": max(1, args.steps // 4),
                              "checkpoint_every": args.steps})
-            train(ROOT / "configs/train/faces_adda.yaml", run, over, progress=False)
-            res = evaluate(run, tgt_test)
+            train(ROOT / "configs/train/faces_adda.yaml", run, overrides=over, progress=False)
+            res = dict(evaluate(run, tgt_test).metrics)
             res["train_s"] = time.perf_counter() - tr0
             results[method].append(res)
             print(f"seed {seed} {method:12s} accuracy {res['accuracy']:.3f}  macro OvR AUC "

@@ -58,7 +58,7 @@ def adda_run(rendered: Path, target_chips: Path, tmp_path_factory: pytest.TempPa
     run = tmp_path_factory.mktemp("faces_run") / "run"
     domains = [{"path": str(rendered), "name": "rendered", "role": "source"},
                {"path": str(target_chips), "name": "sam", "role": "target", "labelled": False}]
-    code = cli("train", "-c", str(root / "configs/train/faces_adda.yaml"), "-o", str(run), "--no-progress",
+    code = cli("train", "-c", str(root / "configs/train/faces_adda.yaml"), "-o", str(run), "-q",
                "--set", f"data.domains={yaml.safe_dump(domains, default_flow_style=True).strip()}",
                "--set", "optim.steps=6", "--set", "method.adda_steps=6", "--set", "selection.eval_every=3",
                "--set", "data.source_val_fraction=0.2", "--set", "model.width=8", "--set", "data.image_size=[32,32]")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from simreal.cli.common import quiet_option, set_option
 from simreal.runtime.device import DEVICE_HELP
 
 app = typer.Typer(name="faces", help="Faces: video -> aligned chips -> expressions -> spoken words.",
@@ -14,11 +15,11 @@ app = typer.Typer(name="faces", help="Faces: video -> aligned chips -> expressio
 
 
 def _extract_config(config: Path | None, fps: float | None, upsample: int | None, detect_scale: float | None,
-                    chip_size: int | None, keep: str | None, classes: str | None) -> object:
-    from simreal.config import load_config
+                    chip_size: int | None, keep: str | None, classes: str | None, sets: list[str]) -> object:
+    from simreal.config import load_config, parse_overrides
     from simreal.faces.extract import ExtractConfig
 
-    over: dict[str, object] = {}
+    over: dict[str, object] = parse_overrides(sets)
     for key, value in (("fps", fps), ("detector.upsample", upsample), ("detector.detect_scale", detect_scale),
                        ("chip_size", chip_size), ("keep", keep)):
         if value is not None:
@@ -42,12 +43,13 @@ def extract_cmd(
     keep: str | None = typer.Option(None, "--keep", help="all | largest (per frame) | longest (track per source)."),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names, in order."),
     name: str | None = typer.Option(None, "--name", help="Dataset name (default: the folder name)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    set_: list[str] = set_option("detector.threshold=0.2"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Frames -> dlib faces -> 5-point aligned chips, as a dataset with one record per chip."""
     from simreal.faces.extract import extract_faces
 
-    cfg = _extract_config(config, fps, upsample, detect_scale, chip_size, keep, classes)
+    cfg = _extract_config(config, fps, upsample, detect_scale, chip_size, keep, classes, set_)
     s = extract_faces(inputs, out, cfg, name=name, quiet=quiet,  # type: ignore[arg-type]
                       command=" ".join(["simreal", *sys.argv[1:]]))
     typer.echo(f"{s.out}: {s.chips} chips from {s.frames} frames of {s.sources} sources "
@@ -72,7 +74,7 @@ def run_cmd(
     upsample: int = typer.Option(0, "--upsample", help="HOG detector upsampling steps."),
     detect_scale: float = typer.Option(0.5, "--detect-scale", help="Detect on the frame scaled by this."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Recognise held expressions and gestures and speak their words (or write WAVs + a timeline)."""
     from simreal.config import validate
@@ -140,13 +142,14 @@ def render_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Parallel workers (one core each)."),
     keep_frames: bool = typer.Option(False, "--keep-frames", help="Also write the full frames (frames/)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    set_: list[str] = set_option("spp=32"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Render labelled faces with anny (identities, expressions, pose, light, camera) -> detector -> chips."""
-    from simreal.config import load_config
+    from simreal.config import load_config, parse_overrides
     from simreal.faces.render import FaceRenderConfig, render_faces
 
-    over: dict[str, object] = {}
+    over: dict[str, object] = parse_overrides(set_)
     for key, value in (("count", count), ("seed", seed)):
         if value is not None:
             over[key] = value
