@@ -4,8 +4,8 @@ another skin-tone range, warm low side light, closer noisier camera; configs/fac
 Methods (configs/train/faces_adda.yaml; model selection without target labels: importance-weighted
 validation for ADDA, source validation otherwise): source-only, ADDA, DANN, fine-tune on 5 labelled
 target chips per class. The target's frames are split by index: the first 2/3 are the unlabelled
-target training video (labels removed), the last 1/3 the labelled test set. Prints accuracy, macro OvR AUC and per-class accuracy (mean
-over seeds) and writes results.json. Rendering is cached (resumable) in
+target training video (labels removed), the last 1/3 the labelled test set. Prints accuracy, macro
+OvR AUC and per-class accuracy (mean over seeds) and writes results.json. Rendering is cached (resumable) in
 ``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench).
 
     python benchmarks/faces_adapt.py [--seeds 0 1 2] [--source-count 600] [--target-count 300] [--workers 2]
