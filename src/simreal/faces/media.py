@@ -129,19 +129,3 @@ def parse_camera(spec: str) -> int | None:
     """``"0"`` or ``"camera:0"`` -> 0; anything else -> None."""
     s = spec.removeprefix("camera:")
     return int(s) if s.isdigit() else None
-
-
-def open_frames(spec: str | Path, fps: float | None = None, start: float | None = None,
-                end: float | None = None) -> Iterator[Frame]:
-    """Frames of a video file, image file or folder, or camera index (``"0"``, ``"camera:0"``)."""
-    cam = parse_camera(str(spec))
-    if cam is not None and not Path(str(spec)).exists():
-        return camera_frames(cam, fps)
-    p = Path(spec)
-    if not p.exists():
-        raise FacesError(f"{p}: not found (expected a video, an image, an image folder or a camera index)")
-    if p.is_file() and is_video(p):
-        return video_frames(p, fps, start, end)
-    if p.is_dir() or is_image(p):
-        return image_frames(p, fps or 1.0)
-    raise FacesError(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or image ({', '.join(IMAGE_EXTS)}) file")
