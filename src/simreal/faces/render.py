@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -98,7 +98,7 @@ class FaceRenderConfig(StrictModel):
     head: HeadConfig = Field(HeadConfig(), description="Head pose and gaze.")
     light: LightConfig = Field(LightConfig(), description="Lighting.")
     camera: CameraConfig = Field(CameraConfig(), description="Camera and sensor.")
-    chip_size: int = Field(112, description="Aligned chip size (112 or 150), as in faces extract.")
+    chip_size: Literal[112, 150] = Field(112, description="Aligned chip size in pixels, as in faces extract.")
     padding: float = Field(0.3, ge=0.0, le=1.0, description="Chip padding, as in faces extract.")
     upsample: int = Field(1, ge=0, le=3, description=(
         "Detector upsampling (the detector runs on the full frame; 1 finds faces down to ~40 px)."))
