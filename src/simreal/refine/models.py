@@ -23,6 +23,7 @@ from simreal.nn.gan import (
 )
 from simreal.nn.patchnce import PatchSampleF, patch_nce_loss
 from simreal.refine.config import RefinerConfig
+from simreal.refine.consistency import SemanticConsistency
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -57,6 +58,7 @@ class RefinerModel(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.feature_ema: dict[str, Tensor] = {}
         self._features: FeatureExtractor | None = None
+        self.consistency: SemanticConsistency | None = None  # set by the trainer (refine.consistency)
 
     # construction helpers --------------------------------------------------
     def _generator(self) -> nn.Module:
@@ -103,8 +105,11 @@ class RefinerModel(nn.Module):
         raise NotImplementedError
 
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, float]:  # pragma: no cover - overridden
+        """One update of every network; ``labels_a`` (B,) are the source labels for semantic consistency
+        (-1: none)."""
         raise NotImplementedError
 
     def sample_columns(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - overridden
@@ -191,7 +196,8 @@ class CycleGAN(RefinerModel):
 
     # training ---------------------------------------------------------------------
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, float]:
         cfg = self.cfg
         la, lb = cfg.loss.lambda_A, cfg.loss.lambda_B
@@ -237,6 +243,8 @@ class CycleGAN(RefinerModel):
             losses["mean_feat"] = (
                 self._mean_feat_loss(fake_b, real_b, "B") + self._mean_feat_loss(fake_a, real_a, "A")
             ) * p.lambda_mean_feat
+        if self.consistency is not None:
+            losses.update(self.consistency.losses(real_a, fake_b, labels_a, real_b, fake_a))
         loss_g = sum(losses.values(), real_a.new_zeros(()))
         loss_g.backward()
         self.optimizers["G"].step()
@@ -329,7 +337,8 @@ class CUT(RefinerModel):
         return total / len(self.layers)
 
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, float]:
         cfg = self.cfg
         n = real_a.shape[0]
@@ -369,6 +378,8 @@ class CUT(RefinerModel):
             g_losses["idt_feat"] = self._feat_l1(fake_b, real_a, "B") * p.lambda_identity_feat
         if p.lambda_mean_feat > 0:
             g_losses["mean_feat"] = self._mean_feat_loss(fake_b, real_b, "B") * p.lambda_mean_feat
+        if self.consistency is not None:
+            g_losses.update(self.consistency.losses(real_a, fake_b, labels_a))
         if "NCE_Y" in g_losses:
             total = g_losses.get("G_GAN", real_a.new_zeros(())) + (g_losses["NCE"] + g_losses["NCE_Y"]) * 0.5
             total = total + sum(
