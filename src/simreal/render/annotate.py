@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle
+from simreal.datasets.coco import SIMREAL, mask_bbox, mask_to_rle
 from simreal.render.scene import SceneData
 
 
@@ -54,11 +54,13 @@ def annotate(
             "area": float(area),
             "segmentation": mask_to_rle(visible),
             "iscrowd": 0,
-            "instance_id": int(k),
-            "amodal_bbox": abox,
-            "amodal_area": float(full),
-            "visibility": float(round(visibility, 6)),
-            "truncated": truncated,
-            "ignore": int(visibility < min_visibility),
+            SIMREAL: {
+                "instance_id": int(k),
+                "amodal_bbox": abox,
+                "amodal_area": float(full),
+                "visibility": float(round(visibility, 6)),
+                "truncated": truncated,
+                "ignore": int(visibility < min_visibility),
+            },
         })
     return mask, anns
