@@ -165,7 +165,7 @@ def render_dataset(
         with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
             for (_, _, index), result, err in map_tasks(
-                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
+                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, fast_exit=True
             ):
                 if not first_result:
                     first_result = time.perf_counter() - t0
