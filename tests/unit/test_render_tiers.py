@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simreal.cli.render import TIERS, config_path
+from simreal.render.api import TIERS, tier_path
 from simreal.config import load_config
 from simreal.render.job import dry_run
 from simreal.render.spec import SceneConfig
@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_tier_is_package_data_valid_and_what_the_cli_loads(tier: str) -> None:
     shipped = files("simreal") / "configs" / f"{tier}.yaml"
     assert shipped.is_file()
-    assert Path(str(config_path(tier))).read_bytes() == shipped.read_bytes()
-    cfg = load_config(SceneConfig, config_path(tier))
+    assert Path(str(tier_path(tier))).read_bytes() == shipped.read_bytes()
+    cfg = load_config(SceneConfig, tier_path(tier))
     assert cfg.tier == tier
     dry_run(cfg)  # every file and sampler setting it names is usable
 
