@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simreal.render.api import TIERS, tier_path
 from simreal.config import load_config
+from simreal.render.api import TIERS, tier_path
 from simreal.render.job import dry_run
 from simreal.render.spec import SceneConfig
 
