@@ -10,9 +10,10 @@ import itertools
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from simreal.errors import ConfigError
+from simreal.errors import ConfigError, SimrealError
 
 Outcome = tuple[Any, Any, str | None]
 
@@ -59,6 +60,11 @@ def run_inline(fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Outco
         yield task, result, err
 
 
+_BROKEN = ("a worker process died (out of memory, or a script that calls simreal without an `if __name__ == "
+           "'__main__':` guard: worker processes re-import the main script); finished work is kept, rerun to "
+           "resume, or use one worker")
+
+
 def run_local(
     fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, max_tasks_per_child: int = 400,
     fast_exit: bool = False,
@@ -87,7 +93,10 @@ def _run_pool(fn: Callable[[Any], Any], tasks: list[Any], workers: int, fast_exi
                 task = next(it)
             except StopIteration:
                 return False
-            pending[pool.submit(_call, fn, task)] = task
+            try:
+                pending[pool.submit(_call, fn, task)] = task
+            except BrokenProcessPool:
+                raise SimrealError(_BROKEN) from None
             return True
 
         for _ in range(workers * 3):
@@ -99,7 +108,9 @@ def _run_pool(fn: Callable[[Any], Any], tasks: list[Any], workers: int, fast_exi
                 task = pending.pop(fut)
                 try:
                     result, err = fut.result()
-                except Exception as exc:  # worker died (e.g. out of memory)
+                except BrokenProcessPool:
+                    raise SimrealError(_BROKEN) from None
+                except Exception as exc:  # the task's result could not be returned
                     result, err = None, f"worker failed: {exc}"
                 yield task, result, err
                 submit_next()
