@@ -29,7 +29,17 @@ def amodal_extent(scene: SceneData, indices: list[int]) -> tuple[list[float] | N
     Pinhole and thin-lens cameras map straight edges to straight lines, so the projected vertices'
     extent is exact. The fisheye bends edges into curves that bulge past their end points, so edges
     are sampled densely along their arcs, cut exactly where they cross the edge of the field of
-    view, and the image circle's extreme points count where the object's faces cover them."""
+    view, and the image circle's extreme points count where the object's faces cover them.
+    Remembered in ``scene.extra`` (the amodal mask and the annotation both ask)."""
+    memo = scene.extra.setdefault("amodal_extent", {})
+    key = tuple(indices)
+    if key not in memo:
+        memo[key] = _extent(scene, indices)
+    box, clipped = memo[key]
+    return (None if box is None else list(box)), clipped
+
+
+def _extent(scene: SceneData, indices: list[int]) -> tuple[list[float] | None, bool]:
     meshes = [scene.instances[i].mesh for i in indices]
     cam = scene.camera
     if cam.model == "fisheye":
@@ -52,30 +62,30 @@ def _fisheye_image_points(cam: Camera, meshes: list[Mesh]) -> tuple[np.ndarray, 
     faces = np.concatenate([m.faces.astype(np.int64) + o for m, o in zip(meshes, offsets, strict=True)])
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])  # shared edges twice: harmless
     d = p / np.linalg.norm(p, axis=1, keepdims=True).clip(1e-300)
-    a, b = d[e[:, 0]], d[e[:, 1]]
-    # each edge images the great-circle arc a -> b: d(t) = cos(t) a + sin(t) u, t in [0, alpha]
-    cos_ab = np.clip((a * b).sum(axis=1), -1.0, 1.0)
-    u = b - cos_ab[:, None] * a
-    un = np.linalg.norm(u, axis=1)
-    alpha = np.where(un > 1e-12, np.arccos(cos_ab), 0.0)
-    u = np.where(un[:, None] > 1e-12, u / un.clip(1e-300)[:, None], a)
-    # along the arc the axis component is a_z cos t + u_z sin t = amp cos(t - psi)
-    amp, psi = np.hypot(a[:, 2], u[:, 2]), np.arctan2(u[:, 2], a[:, 2])
-
     uv_v, ok_v = cam.project_camera(d)
+    theta_v = np.arccos(np.clip(d[:, 2], -1.0, 1.0))
+    # Each edge images the great-circle arc between its end points' directions, alpha radians long.
+    # Every point of the arc lies within alpha/2 of an end point, so its angle from the axis lies in
+    # [min(theta_a, theta_b) - alpha/2, max(theta_a, theta_b) + alpha/2] (cheap bounds for all edges).
+    alpha = 2.0 * np.arcsin(np.clip(np.linalg.norm(d[e[:, 0]] - d[e[:, 1]], axis=1) / 2.0, 0.0, 1.0))
+    ta, tb = theta_v[e[:, 0]], theta_v[e[:, 1]]
+    th_lo, th_hi = np.minimum(ta, tb) - alpha / 2.0, np.maximum(ta, tb) + alpha / 2.0
+
     out = [uv_v[ok_v]]
     clipped = bool(not ok_v.all())
-    c = np.cos(cam.half_fov) / amp.clip(1e-300)
-    acos = np.arccos(np.clip(c, -1.0, 1.0))
-    crossings = [np.mod(psi + sign * acos, 2 * np.pi) for sign in (1.0, -1.0)]
-    crosses = [(np.abs(c) <= 1.0) & (tc <= alpha) for tc in crossings]
-    if clipped or any(k.any() for k in crosses):
-        clipped = True
-        # exact crossings of the edges with the cone theta = half_fov ...
-        pts = [np.cos(tc[k])[:, None] * a[k] + np.sin(tc[k])[:, None] * u[k]
-               for tc, k in zip(crossings, crosses, strict=True)]
-        out.append(cam.project_camera(np.concatenate(pts))[0])
-        # ... and the image circle's extreme points where a face covers them
+    near = (th_lo <= cam.half_fov) & (th_hi >= cam.half_fov) & (alpha > 0)
+    if near.any():  # exact crossings of the edges with the cone theta = half_fov
+        a, u, al = _arc_basis(d[e[near, 0]], d[e[near, 1]])
+        amp, psi = np.hypot(a[:, 2], u[:, 2]), np.arctan2(u[:, 2], a[:, 2])  # axis component: amp cos(t - psi)
+        c = np.cos(cam.half_fov) / amp.clip(1e-300)
+        acos = np.arccos(np.clip(c, -1.0, 1.0))
+        for sign in (1.0, -1.0):
+            tc = np.mod(psi + sign * acos, 2 * np.pi)
+            k = (np.abs(c) <= 1.0) & (tc <= al)
+            if k.any():
+                clipped = True
+                out.append(cam.project_camera(np.cos(tc[k])[:, None] * a[k] + np.sin(tc[k])[:, None] * u[k])[0])
+    if clipped:  # the image circle's extreme points where a face covers them
         phi = np.array([0.0, 0.5, 1.0, 1.5]) * np.pi
         st, ct = np.sin(cam.half_fov), np.cos(cam.half_fov)
         rays = np.stack([st * np.cos(phi), st * np.sin(phi), np.full(4, ct)], axis=1)
@@ -84,26 +94,36 @@ def _fisheye_image_points(cam: Camera, meshes: list[Mesh]) -> tuple[np.ndarray, 
     lo = known.min(axis=0) if len(known) else np.full(2, np.inf)
     hi = known.max(axis=0) if len(known) else np.full(2, -np.inf)
 
-    # An edge's image is a curve no longer than L = alpha * f * theta/sin(theta) (the largest
-    # stretch of the equidistant map along the arc), so it stays within L/2 of an end point: only
-    # edges that could reach past the extent found so far are sampled.
-    lowest = np.where(np.mod(psi + np.pi, 2 * np.pi) <= alpha, -amp, np.minimum(a[:, 2], b[:, 2]))
-    theta_max = np.arccos(np.clip(lowest, -1.0, 1.0))
-    stretch = np.where(theta_max > 1e-6, theta_max / np.maximum(np.sin(theta_max), 1e-3), 1.0)
+    # The equidistant map stretches arcs by at most theta / sin(theta), so an edge's image is no
+    # longer than L = alpha * f * theta_max / sin(theta_max) and stays within L/2 of an end point:
+    # only edges that could reach past the extent found so far are sampled.
+    theta_max = np.clip(th_hi, 0.0, np.pi - 1e-3)
+    stretch = np.where(theta_max > 1e-6, theta_max / np.sin(np.maximum(theta_max, 1e-6)), 1.0)
     length = alpha * cam.focal_px * stretch
     ua, ub = uv_v[e[:, 0]], uv_v[e[:, 1]]
     reach = length[:, None] / 2.0
     sel = ((np.minimum(ua, ub) - reach < lo) | (np.maximum(ua, ub) + reach > hi)).any(axis=1)
     sel &= length > EDGE_STEP_PX
     if sel.any():
-        a, u, alpha, length = a[sel], u[sel], alpha[sel], length[sel]
-        n = np.clip(np.ceil(length / EDGE_STEP_PX), 1, 1 << 16).astype(np.int64)
+        a, u, al = _arc_basis(d[e[sel, 0]], d[e[sel, 1]])
+        n = np.clip(np.ceil(length[sel] / EDGE_STEP_PX), 1, 1 << 16).astype(np.int64)
         which = np.repeat(np.arange(len(n)), n - 1)  # interior samples; end points are done
         start = np.concatenate([[0], np.cumsum(n - 1)[:-1]])
-        t = (np.arange(len(which)) - start[which] + 1) / n[which] * alpha[which]
+        t = (np.arange(len(which)) - start[which] + 1) / n[which] * al[which]
         uv, ok = cam.project_camera(np.cos(t)[:, None] * a[which] + np.sin(t)[:, None] * u[which])
         known = np.concatenate([known, uv[ok]])
     return known, clipped
+
+
+def _arc_basis(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The great-circle arcs from unit directions ``a`` to ``b`` as d(t) = cos(t) a + sin(t) u,
+    t in [0, alpha]: returns a, u and alpha."""
+    cos_ab = np.clip((a * b).sum(axis=1), -1.0, 1.0)
+    u = b - cos_ab[:, None] * a
+    un = np.linalg.norm(u, axis=1)
+    alpha = np.where(un > 1e-12, np.arccos(cos_ab), 0.0)
+    u = np.where(un[:, None] > 1e-12, u / un.clip(1e-300)[:, None], a)
+    return a, u, alpha
 
 
 def _rays_hit(rays: np.ndarray, verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
