@@ -11,18 +11,18 @@ import typer
 from simreal.config import load_config
 from simreal.render.spec import SceneConfig
 
-TIERS = ("low", "high")
+TIERS = ("low", "high", "high_v1")
 
 
 def config_path(config: str) -> Path:
-    """A config path, or the name of a built-in tier config ("low", "high")."""
+    """A config path, or the name of a built-in tier config ("low", "high", "high_v1")."""
     if config in TIERS:
         return Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
     return Path(config)
 
 
 def render(
-    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low | high."),
+    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low | high | high_v1."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (or resume)."),
     count: int | None = typer.Option(None, "--count", "-n", help="Number of samples (overrides the config)."),
     seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),

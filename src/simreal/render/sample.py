@@ -15,6 +15,8 @@ from simreal.render.build import background_image, build_scene, composite
 from simreal.render.crop import crop_samples
 from simreal.render.library import cached_library
 from simreal.render.randomize import sample_params
+from simreal.render.scene import SceneData
+from simreal.render.spec import SceneConfig
 from simreal.runtime.seeding import sample_rng, sample_seed
 
 _backends: dict[str, MitsubaBackend] = {}
@@ -47,7 +49,10 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         idx = [i for i, inst in enumerate(scene.instances) if inst.label == k]
         amodal[k] = amodal_mask(backend, scene, labels, pixel_label, idx, k)
     mask, anns = annotate(scene, labels, amodal, cfg.annotation.min_visibility)
-    image = composite(rgba, background_image(cfg, params))
+    if cfg.photographic:
+        image = photographic_image(cfg, params, scene, backend, rgba)
+    else:
+        image = composite(rgba, background_image(cfg, params))
     if params["post"]:
         from simreal.render.post import apply_post
 
@@ -85,6 +90,29 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         "timings": {"total": total, "render": render_s, "scene": scene_s, "other": total - render_s},
         "params": params,
     }
+
+
+def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneData, backend: MitsubaBackend,
+                       rgba: np.ndarray) -> np.ndarray:
+    """Objects over the photo or environment with their shadows, auto-exposed and tone mapped."""
+    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio
+    from simreal.render.film import to_uint8
+
+    bg = params["background"]
+    photo_like = bg["kind"] == "procedural" or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
+    ratio = None
+    if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
+        ratio = shadow_ratio(backend, scene, cfg.background.ground.catcher_spp, rgba[..., 3])
+    key = params["film"]["key"] if cfg.film.auto_exposure else None
+    ev = float(params["camera"]["exposure"])
+    if photo_like:
+        photo = to_uint8(background_image(cfg, params))
+        image, _ = finish(rgba, ratio, photo=photo, key=key, curve=cfg.film.tone, irradiance=scene_irradiance(scene),
+                          ev=ev)
+    else:
+        image, _ = finish(rgba, ratio, environment=environment_background(scene), key=key, curve=cfg.film.tone,
+                          ev=ev)
+    return image
 
 
 def amodal_mask(backend: MitsubaBackend, scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int],

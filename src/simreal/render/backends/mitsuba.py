@@ -53,6 +53,8 @@ class MitsubaBackend:
             base: dict[str, Any] = {"type": "bitmap", "bitmap": mi.Bitmap(tex), "raw": False}
         else:
             base = {"type": "rgb", "value": [float(c) for c in m.base_color]}
+        if m.model == "diffuse":
+            return mi.load_dict({"type": "diffuse", "reflectance": base})
         return mi.load_dict({
             "type": "principled", "base_color": base,
             "roughness": float(m.roughness), "metallic": float(m.metallic),
@@ -80,12 +82,16 @@ class MitsubaBackend:
         p.update()
         return m
 
-    def _sensor(self, cam: Camera, labels: bool, spp: int, pixel_filter: str = "gaussian") -> dict[str, Any]:
+    def _sensor(self, cam: Camera, labels: bool, spp: int, pixel_filter: str = "gaussian",
+                window: tuple[int, int, int, int] | None = None) -> dict[str, Any]:
         mi = self.mi
         film: dict[str, Any] = {
             "type": "hdrfilm", "width": cam.width, "height": cam.height,
             "pixel_format": "rgb" if labels else "rgba",
         }
+        if window is not None:
+            film.update(crop_offset_x=int(window[0]), crop_offset_y=int(window[1]), crop_width=int(window[2]),
+                        crop_height=int(window[3]))
         if labels:
             film["rfilter"] = {"type": "box"}
             sampler = {"type": "stratified", "sample_count": 1, "jitter": False}
@@ -108,14 +114,20 @@ class MitsubaBackend:
     # rendering ------------------------------------------------------------
     def _scene(self, scene: SceneData, keep: list[int], shading: bool) -> Any:
         mi = self.mi
-        d: dict[str, Any] = {"type": "scene",
-                             "sensor": self._sensor(scene.camera, not shading, scene.spp, scene.pixel_filter)}
+        d: dict[str, Any] = {"type": "scene", "sensor": self._sensor(scene.camera, not shading, scene.spp,
+                                                                     scene.pixel_filter, scene.window)}
         if shading:
             d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
                                "hide_emitters": bool(scene.hide_environment)}
             if scene.env_image is not None:
-                img = np.ascontiguousarray(scene.env_image.astype(np.float32) / 255.0)
+                img = scene.env_image
+                img = np.ascontiguousarray(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img,
+                                           dtype=np.float32)
                 d["env"] = {"type": "envmap", "bitmap": mi.Bitmap(img), "scale": float(scene.env_scale)}
+                if scene.env_to_world is not None:
+                    m4 = np.eye(4)
+                    m4[:3, :3] = scene.env_to_world
+                    d["env"]["to_world"] = mi.ScalarTransform4f(m4.tolist())
             elif scene.env_rgb is not None:
                 d["env"] = {"type": "constant", "radiance": {"type": "rgb", "value": list(scene.env_rgb)}}
             for i, light in enumerate(scene.lights):
@@ -142,7 +154,7 @@ class MitsubaBackend:
 
     def render(self, scene: SceneData) -> np.ndarray:
         """Linear RGBA float32 (H, W, 4), exposure applied; alpha is coverage by geometry where the
-        environment is hidden (compositing), else 1."""
+        environment is hidden (compositing), else 1. With ``scene.window`` set, only that crop."""
         rgba, _ = self.render_with_labels(scene, labels=False)
         return rgba
 
