@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[ray,test]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[ray,test,denoise]" "$(TORCH_PIN)"
+	# The high tier's HDR environment maps (CC0) come from Debian's blender-data; never fail the build.
+	@if [ ! -d /usr/share/blender/datafiles/studiolights/world ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing blender-data (HDR environment maps for the high tier)"; \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q blender-data >/dev/null 2>&1 \
+		 || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q blender-data >/dev/null 2>&1)) \
+		|| echo "note: could not install blender-data; the high tier needs HDR maps (see docs/render.md)"; \
+	fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -41,6 +41,10 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     backend.render_seconds = backend.scene_seconds = 0.0
     rgba, labels = backend.render_with_labels(scene)
     assert labels is not None
+    if cfg.render.denoise:
+        from simreal.render.denoise import denoise
+
+        rgba[..., :3] = denoise(rgba[..., :3])
     target_labels = sorted({inst.label for inst in scene.instances if inst.label > 0})
     amodal = {}
     inst_label = np.array([0] + [inst.label for inst in scene.instances])

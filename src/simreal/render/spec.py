@@ -218,6 +218,8 @@ class RenderSpec(StrictModel):
     max_depth: int = Field(4, ge=1, le=64)
     filter: Literal["gaussian", "box"] = "gaussian"
     variant: str = "scalar_rgb"
+    denoise: bool = Field(False, description="Open Image Denoise on the beauty pass (needs the 'denoise' extra; "
+                                             "pair it with filter: box, see simreal.render.denoise)")
 
 
 class AnnotationSpec(StrictModel):
