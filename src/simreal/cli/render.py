@@ -22,7 +22,8 @@ def config_path(config: str) -> Path:
 
 
 def render(
-    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low | high | high_v1."),
+    config: str = typer.Option("low", "--config", "-c",
+                               help="Scene config YAML, or a built-in tier: low | high | high_v1."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (or resume)."),
     count: int | None = typer.Option(None, "--count", "-n", help="Number of samples (overrides the config)."),
     seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),

@@ -113,21 +113,37 @@ def shadow_window(scene: SceneData, z: float = 0.0, reach: float = 1.5, max_leng
 
 
 def shadow_ratio(backend: Any, scene: SceneData, spp: int, alpha: np.ndarray, z: float = 0.0,
-                 eps: float = 1e-6, window: bool = True) -> np.ndarray:
+                 eps: float = 1e-6, window: bool = True, smooth: float = 1.0) -> np.ndarray:
     """(H, W, 3) factor for the background: shadows and occlusion by every object of ``scene`` on the
-    plane at height ``z``, times the objects' non-coverage. ``alpha``: the objects' coverage (H, W)
-    from the beauty pass, used where the ground is not seen. Only ``shadow_window`` is rendered
-    (``window=False``: the whole image); outside it the factor is ``1 - alpha``."""
-    ratio = np.repeat((1.0 - alpha)[..., None], 3, axis=-1).astype(np.float32)
+    plane at height ``z``, times the objects' non-coverage ``1 - alpha`` (``alpha`` from the beauty
+    pass). Only ``shadow_window`` is rendered (``window=False``: the whole image).
+
+    The shadow term ``1 - with/without`` is taken on pixels that see only ground and smoothed by a
+    gaussian of ``smooth`` pixels normalised over those pixels (Monte Carlo noise of a few samples
+    per pixel, averaged out; 0 turns it off); terms under 1/512 are dropped, so where no shadow
+    falls the factor stays exactly ``1 - alpha``."""
+    h, w = alpha.shape
+    cover = np.clip(1.0 - alpha, 0.0, 1.0)[..., None].astype(np.float32)
     win = shadow_window(scene, z) if window else None
     with_objects, without = catcher_scenes(dataclasses.replace(scene, window=win), spp, z)
     a = backend.render(with_objects)[..., :3]
     b = backend.render(without)[..., :3]
-    x0, y0, ww, hh = win if win is not None else (0, 0, scene.camera.width, scene.camera.height)
-    seen = b > eps
-    inside = ratio[y0:y0 + hh, x0:x0 + ww]
-    ratio[y0:y0 + hh, x0:x0 + ww] = np.where(seen, a / np.where(seen, b, 1.0), inside)
-    return np.clip(ratio, 0.0, 1.0).astype(np.float32)
+    x0, y0, ww, hh = win if win is not None else (0, 0, w, h)
+    from scipy.ndimage import binary_dilation, gaussian_filter
+
+    # ground-only pixels: away from the objects' silhouettes by a pixel (both passes estimate the
+    # coverage of edge pixels with their own samples)
+    ground = (b > eps).all(axis=-1) & ~binary_dilation(alpha[y0:y0 + hh, x0:x0 + ww] > 1e-3)
+    shade = np.where(ground[..., None], 1.0 - np.clip(a / np.where(b > eps, b, 1.0), 0.0, 1.0), 0.0)
+    if smooth > 0:
+        blur = {"sigma": smooth, "mode": "constant", "truncate": 3.0}  # reaches 3 sigma, no further
+        weight = gaussian_filter(ground.astype(np.float32), **blur)
+        shade = np.stack([gaussian_filter(shade[..., c].astype(np.float32), **blur) for c in range(3)],
+                         -1) / np.maximum(weight, 1e-6)[..., None]
+    shade[shade < 1.0 / 512] = 0.0
+    factor = np.ones((h, w, 3), np.float32)
+    factor[y0:y0 + hh, x0:x0 + ww] = 1.0 - np.clip(shade, 0.0, 1.0)
+    return (cover * factor).astype(np.float32)
 
 
 def environment_background(scene: SceneData) -> np.ndarray:

@@ -37,7 +37,8 @@ def exposure_scale(rgb: np.ndarray, key: float, weights: np.ndarray | None = Non
 
 
 def filmic(x: np.ndarray) -> np.ndarray:
-    """Scene-linear (>= 0) to display-linear [0, 1): the ACES fit."""
+    """Scene-linear (>= 0) to display-linear [0, 1]: the ACES fit (white from about 67x mid grey's
+    scene value upwards)."""
     x = np.maximum(np.asarray(x, np.float32), 0.0) * np.float32(_PRE)
     return np.clip((x * (_A * x + _B)) / (x * (_C * x + _D) + _E), 0.0, 1.0)
 
