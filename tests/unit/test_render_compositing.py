@@ -87,7 +87,7 @@ def test_catcher_with_sky_matches_the_analytic_shadow_ratio(backend: MitsubaBack
     sky = 0.3
     scene = _scene(env_rgb=(sky, sky, sky), res=48, spp=64)
     rgba = backend.render(scene)
-    ratio = shadow_ratio(backend, scene, 64, rgba[..., 3], smooth=0)[..., 1]
+    ratio = shadow_ratio(backend, scene, 256, rgba[..., 3], smooth=0)[..., 1]
     points, ground = _ground_points(scene)
     el = np.radians(SUN_ELEVATION)
     lit_irradiance = np.pi * sky + 3.0 * np.sin(el)

@@ -46,10 +46,11 @@ def ground_plane(z: float = 0.0, size: float = GROUND_SIZE) -> Instance:
 
 
 def catcher_scenes(scene: SceneData, spp: int, z: float = 0.0) -> tuple[SceneData, SceneData]:
-    """The ``with`` and ``without`` scenes of the shadow catcher for ``scene``."""
+    """The ``with`` and ``without`` scenes of the shadow catcher for ``scene`` (direct light only,
+    by emitter sampling: one shadow ray per sample)."""
     holdouts = [dataclasses.replace(i, material=_HOLDOUT) for i in scene.instances if i.role != "ground"]
     plane = ground_plane(z)
-    common = {"hide_environment": True, "max_depth": 2, "spp": int(spp)}
+    common = {"hide_environment": True, "max_depth": 2, "spp": int(spp), "integrator": "direct"}
     with_objects = dataclasses.replace(scene, instances=[plane, *holdouts], **common)
     return with_objects, dataclasses.replace(scene, instances=[plane], **common)
 
@@ -113,27 +114,37 @@ def shadow_window(scene: SceneData, z: float = 0.0, reach: float = 1.5, max_leng
 
 
 def shadow_ratio(backend: Any, scene: SceneData, spp: int, alpha: np.ndarray, z: float = 0.0,
-                 eps: float = 1e-6, window: bool = True, smooth: float = 1.0) -> np.ndarray:
+                 eps: float = 1e-6, window: bool = True, smooth: float = 1.0, scale: int = 1) -> np.ndarray:
     """(H, W, 3) factor for the background: shadows and occlusion by every object of ``scene`` on the
     plane at height ``z``, times the objects' non-coverage ``1 - alpha`` (``alpha`` from the beauty
-    pass). Only ``shadow_window`` is rendered (``window=False``: the whole image).
+    pass). Only ``shadow_window`` is rendered (``window=False``: the whole image), at 1/``scale`` of
+    the resolution (the shadow term is then upsampled bilinearly).
 
     The shadow term ``1 - with/without`` is taken on pixels that see only ground and smoothed by a
-    gaussian of ``smooth`` pixels normalised over those pixels (Monte Carlo noise of a few samples
-    per pixel, averaged out; 0 turns it off); terms under 1/512 are dropped, so where no shadow
-    falls the factor stays exactly ``1 - alpha``."""
+    gaussian of ``smooth`` (catcher) pixels normalised over those pixels (the Monte Carlo noise of a
+    few samples per pixel, averaged out; 0 turns it off), truncated at 3 sigma; terms under 1/512
+    are dropped, so where no shadow falls the factor stays exactly ``1 - alpha``."""
+    from scipy.ndimage import binary_dilation, gaussian_filter, zoom
+
     h, w = alpha.shape
     cover = np.clip(1.0 - alpha, 0.0, 1.0)[..., None].astype(np.float32)
-    win = shadow_window(scene, z) if window else None
-    with_objects, without = catcher_scenes(dataclasses.replace(scene, window=win), spp, z)
+    cam = scene.camera
+    hs, ws = -(-h // scale), -(-w // scale)
+    small = dataclasses.replace(cam, width=ws, height=hs) if scale > 1 else cam
+    lowres = dataclasses.replace(scene, camera=small)
+    win = shadow_window(lowres, z) if window else None
+    with_objects, without = catcher_scenes(dataclasses.replace(lowres, window=win), spp, z)
     a = backend.render(with_objects)[..., :3]
     b = backend.render(without)[..., :3]
-    x0, y0, ww, hh = win if win is not None else (0, 0, w, h)
-    from scipy.ndimage import binary_dilation, gaussian_filter
-
-    # ground-only pixels: away from the objects' silhouettes by a pixel (both passes estimate the
-    # coverage of edge pixels with their own samples)
-    ground = (b > eps).all(axis=-1) & ~binary_dilation(alpha[y0:y0 + hh, x0:x0 + ww] > 1e-3)
+    x0, y0, ww, hh = win if win is not None else (0, 0, ws, hs)
+    covered = alpha > 1e-3
+    if scale > 1:  # any coverage inside a catcher pixel's footprint
+        padded = np.zeros((hs * scale, ws * scale), bool)
+        padded[:h, :w] = covered
+        covered = padded.reshape(hs, scale, ws, scale).any(axis=(1, 3))
+    # ground-only pixels: a pixel away from the objects' silhouettes (the passes estimate the coverage
+    # of edge pixels with their own samples)
+    ground = (b > eps).all(axis=-1) & ~binary_dilation(covered)[y0:y0 + hh, x0:x0 + ww]
     shade = np.where(ground[..., None], 1.0 - np.clip(a / np.where(b > eps, b, 1.0), 0.0, 1.0), 0.0)
     if smooth > 0:
         blur = {"sigma": smooth, "mode": "constant", "truncate": 3.0}  # reaches 3 sigma, no further
@@ -141,9 +152,11 @@ def shadow_ratio(backend: Any, scene: SceneData, spp: int, alpha: np.ndarray, z:
         shade = np.stack([gaussian_filter(shade[..., c].astype(np.float32), **blur) for c in range(3)],
                          -1) / np.maximum(weight, 1e-6)[..., None]
     shade[shade < 1.0 / 512] = 0.0
-    factor = np.ones((h, w, 3), np.float32)
-    factor[y0:y0 + hh, x0:x0 + ww] = 1.0 - np.clip(shade, 0.0, 1.0)
-    return (cover * factor).astype(np.float32)
+    full = np.zeros((hs, ws, 3), np.float32)
+    full[y0:y0 + hh, x0:x0 + ww] = np.clip(shade, 0.0, 1.0)
+    if scale > 1:
+        full = zoom(full, (scale, scale, 1), order=1, mode="nearest", grid_mode=True)[:h, :w]
+    return (cover * (1.0 - full)).astype(np.float32)
 
 
 def environment_background(scene: SceneData) -> np.ndarray:

@@ -106,7 +106,8 @@ def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneDat
     photo_like = bg["kind"] == "procedural" or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
     ratio = None
     if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
-        ratio = shadow_ratio(backend, scene, cfg.background.ground.catcher_spp, rgba[..., 3])
+        g = cfg.background.ground
+        ratio = shadow_ratio(backend, scene, g.catcher_spp, rgba[..., 3], scale=g.catcher_scale)
     key = params["film"]["key"] if cfg.film.auto_exposure else None
     ev = float(params["camera"]["exposure"])
     if photo_like:

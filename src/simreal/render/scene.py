@@ -62,4 +62,5 @@ class SceneData:
     seed: int = 0
     exposure: float = 0.0
     window: tuple[int, int, int, int] | None = None  # render only (x0, y0, width, height) of the image
+    integrator: str = "path"  # or "direct": direct light by emitter sampling only (shadow catcher)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -140,6 +140,8 @@ class GroundSpec(StrictModel):
     shadow_catcher: bool = Field(True, description="photo and environment backgrounds receive the objects' "
                                                    "shadows and contact occlusion through an invisible ground plane")
     catcher_spp: int = Field(16, ge=1, le=4096, description="samples per pixel of the two shadow-catcher passes")
+    catcher_scale: int = Field(2, ge=1, le=8, description="the shadow-catcher passes run at 1/scale of the "
+                                                         "resolution (shadows are smooth; 4x fewer rays at 2)")
     horizon: Annotated[tuple[float, float], _range(-2.0, 3.0, what="row fractions in [-2, 3]")] = Field(
         (0.2, 0.55), description="horizon row (fraction of the image height from the top; outside [0, 1]: "
                                  "off-frame) when the photo has no perspective JSON")

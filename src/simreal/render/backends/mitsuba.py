@@ -117,8 +117,12 @@ class MitsubaBackend:
         d: dict[str, Any] = {"type": "scene", "sensor": self._sensor(scene.camera, not shading, scene.spp,
                                                                      scene.pixel_filter, scene.window)}
         if shading:
-            d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
-                               "hide_emitters": bool(scene.hide_environment)}
+            if scene.integrator == "direct":
+                d["integrator"] = {"type": "direct", "emitter_samples": 1, "bsdf_samples": 0,
+                                   "hide_emitters": bool(scene.hide_environment)}
+            else:
+                d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
+                                   "hide_emitters": bool(scene.hide_environment)}
             if scene.env_image is not None:
                 img = scene.env_image
                 img = np.ascontiguousarray(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img,
