@@ -146,3 +146,35 @@ def test_filmic_curve_is_monotonic_and_inverts() -> None:
     below = y < 0.99
     assert np.allclose(film.filmic_inverse(y[below]), x[below], rtol=2e-3)
     assert abs(float(film.srgb_encode(film.filmic(np.float32(0.18)))) - 0.41) < 0.02  # mid grey
+
+
+@pytest.mark.slow
+def test_auto_exposure_keeps_mean_luminance_in_band_over_50_random_scenes(backend: MitsubaBackend) -> None:
+    from simreal.cli.render import config_path
+    from simreal.config import load_config
+    from simreal.render.build import build_scene
+    from simreal.render.compositing import environment_background
+    from simreal.render.library import build_library
+    from simreal.render.randomize import sample_params
+    from simreal.render.spec import SceneConfig
+
+    cfg = load_config(SceneConfig, config_path("high"), {
+        "resolution": [16, 16], "render.spp": 1, "render.denoise": False, "material.textures.size": 16,
+        "objects": [{"category": "canister", "asset": {"kind": "canister", "canister": {"segments": 12}},
+                     "size": [0.8, 1.2]}],
+        "background.weights": {"environment": 1.0}})
+    lib = build_library(cfg)
+    means = {True: [], False: []}
+    for i in range(50):
+        params = sample_params(cfg, lib, np.random.default_rng(i))
+        scene = build_scene(cfg, lib, params, i)
+        rgba = backend.render(scene)
+        env = environment_background(scene)
+        for auto in (True, False):
+            key = params["film"]["key"] if auto else None
+            img, _ = finish(rgba, None, environment=env, key=key, ev=params["camera"]["exposure"])
+            means[auto].append(float(film.luminance(img / 255.0).mean()))
+    auto = np.array(means[True])
+    assert ((auto > 0.25) & (auto < 0.6)).all(), np.sort(auto)
+    fixed = np.array(means[False])  # the same scenes with a fixed exposure leave the band
+    assert ((fixed < 0.25) | (fixed > 0.6)).sum() >= 5

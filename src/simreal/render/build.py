@@ -157,6 +157,7 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
     env_rgb = None
     env_image = None
     env_to_world = None
+    env_tint = None
     env_scale = float(env["intensity"])
     if env["kind"] == "constant":
         env_rgb = tuple(float(c) * env["intensity"] for c in _temperature_rgb(env["temperature"]))
@@ -165,7 +166,9 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
     elif env["kind"] == "hdr":
         from simreal.render.lighting import hdr_lighting
 
-        env_image, env_to_world, env_scale = hdr_lighting(str(cfg.lighting.environment.folder), env)
+        env_image, env_to_world, env_scale, tint = hdr_lighting(str(cfg.lighting.environment.folder), env,
+                                                                bake=bool(lights))
+        env_tint = None if tint is None else tuple(float(c) for c in tint)
     if bg["kind"] == "photo" and bg.get("mode") == "envmap":
         env_image = load_texture(resolve_folder(str(cfg.background.photo_folder)) / bg["file"], (256, 512))
         env_rgb = None
@@ -174,7 +177,7 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
         hide = True
     return SceneData(
         camera=cam, instances=instances, lights=lights, env_rgb=env_rgb, env_image=env_image,
-        env_scale=env_scale, env_to_world=env_to_world, hide_environment=hide, spp=cfg.render.spp,
+        env_scale=env_scale, env_to_world=env_to_world, env_tint=env_tint, hide_environment=hide, spp=cfg.render.spp,
         max_depth=cfg.render.max_depth, pixel_filter=cfg.render.filter, seed=seed,
         exposure=0.0 if cfg.photographic else params["camera"]["exposure"],
     )

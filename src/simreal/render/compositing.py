@@ -68,8 +68,10 @@ def light_directions(scene: SceneData, max_dirs: int = 64, share: float = 0.2) -
         h, w = img.shape[:2]
         lum = (img @ film.LUMA) * np.sin(np.arange(h) / max(h - 1, 1) * np.pi)[:, None]
         flat = lum.ravel()
-        top = np.argsort(flat)[::-1][: max_dirs * 4]
-        top = top[flat[top] >= share * flat[top[0]]][:max_dirs] if flat[top[0]] > 0 else top[:0]
+        k = min(max_dirs, flat.size)
+        top = np.argpartition(flat, flat.size - k)[flat.size - k:]
+        top = top[np.argsort(flat[top])[::-1]]
+        top = top[flat[top] >= share * flat[top[0]]] if flat[top[0]] > 0 else top[:0]
         rows, cols = np.divmod(top, w)
         theta = rows / max(h - 1, 1) * np.pi
         phi = (cols + 0.5) / w * 2 * np.pi
@@ -170,6 +172,8 @@ def environment_background(scene: SceneData) -> np.ndarray:
     else:
         rgb = np.broadcast_to(np.asarray(scene.env_rgb or (0.0, 0.0, 0.0), np.float32), dirs.shape).copy()
     rgb[~valid] = 0.0
+    if scene.env_tint is not None:
+        rgb = rgb * np.asarray(scene.env_tint, np.float32)
     return (rgb * float(2.0 ** scene.exposure)).astype(np.float32)
 
 
@@ -179,6 +183,8 @@ def scene_irradiance(scene: SceneData) -> float:
     if scene.env_image is not None:
         img = scene.env_image.astype(np.float32) / 255.0 if scene.env_image.dtype == np.uint8 else scene.env_image
         e = upward_irradiance(img, scene.env_to_world) * float(scene.env_scale)
+        if scene.env_tint is not None:
+            e = e * np.asarray(scene.env_tint, np.float64)
     else:
         e = np.pi * np.asarray(scene.env_rgb or (0.0, 0.0, 0.0), np.float64)
     for light in scene.lights:

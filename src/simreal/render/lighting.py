@@ -17,8 +17,10 @@ colour to a 6500 K one, normalised to keep luminance).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,27 +81,42 @@ def hdr_files(path: str, key: str = "lighting.environment.folder") -> list[Path]
     return files
 
 
-@functools.lru_cache(maxsize=16)
-def load_hdr(path: str) -> np.ndarray:
-    """A map as linear float32 (H, W, 3), negatives clipped, at most MAX_WIDTH wide (cached; read-only)."""
+@contextlib.contextmanager
+def _image_io() -> Iterator[Any]:
+    """Mitsuba, with at least two threads in its pool while a block runs: its OpenEXR reader and
+    writer deadlock on a one-thread pool (renders use one thread per worker)."""
     import drjit as dr
 
     from simreal.render.backends.mitsuba import ensure_variant
 
     mi = ensure_variant("scalar_rgb", threads=None)
     threads = dr.thread_count()
-    if threads < 2:  # Mitsuba's EXR reader deadlocks on a one-thread pool (renders use one per worker)
+    if threads < 2:
         dr.set_thread_count(2)
     try:
-        bmp = mi.Bitmap(str(path))
-        if bmp.pixel_format() not in (mi.Bitmap.PixelFormat.RGB, mi.Bitmap.PixelFormat.RGBA):
-            bmp = bmp.convert(mi.Bitmap.PixelFormat.RGB, mi.Struct.Type.Float32, srgb_gamma=False)
-        arr = np.array(bmp, dtype=np.float32)[..., :3]
-    except Exception as exc:  # noqa: BLE001 - any reader failure means an unreadable map
-        raise AssetError(f"HDR map {path} is unreadable ({exc.__class__.__name__}: {exc}); "
-                         "expected an OpenEXR or Radiance .hdr file") from None
+        yield mi
     finally:
         dr.set_thread_count(threads)
+
+
+def write_hdr(path: str | Path, image: np.ndarray) -> None:
+    """Write linear float RGB (H, W, 3) as OpenEXR (``.exr``) or Radiance RGBE (``.hdr``)."""
+    with _image_io() as mi:
+        mi.Bitmap(np.ascontiguousarray(image, dtype=np.float32)).write(str(path))
+
+
+@functools.lru_cache(maxsize=16)
+def load_hdr(path: str) -> np.ndarray:
+    """A map as linear float32 (H, W, 3), negatives clipped, at most MAX_WIDTH wide (cached; read-only)."""
+    with _image_io() as mi:
+        try:
+            bmp = mi.Bitmap(str(path))
+            if bmp.pixel_format() not in (mi.Bitmap.PixelFormat.RGB, mi.Bitmap.PixelFormat.RGBA):
+                bmp = bmp.convert(mi.Bitmap.PixelFormat.RGB, mi.Struct.Type.Float32, srgb_gamma=False)
+            arr = np.array(bmp, dtype=np.float32)[..., :3]
+        except Exception as exc:  # noqa: BLE001 - any reader failure means an unreadable map
+            raise AssetError(f"HDR map {path} is unreadable ({exc.__class__.__name__}: {exc}); "
+                             "expected an OpenEXR or Radiance .hdr file") from None
     h, w = arr.shape[:2]
     if abs(w - 2 * h) > max(2, 0.01 * w):
         raise AssetError(f"HDR map {path} is {w}x{h}; expected an equirectangular map (width = 2 x height)")
@@ -168,10 +185,15 @@ def upward_irradiance(image: np.ndarray, to_world: np.ndarray | None = None) -> 
     hemisphere) from an equirectangular map; a constant map L gives pi L. Exact at texel centres."""
     h, w = image.shape[:2]
     theta = np.arange(h) / max(h - 1, 1) * np.pi
-    phi = (np.arange(w) + 0.5) / w * 2 * np.pi
     st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
+    up_local = np.array([0.0, 0.0, 1.0]) if to_world is None else np.asarray(to_world, np.float64)[2]
+    if np.allclose(up_local, [0.0, 1.0, 0.0]):  # world up is the map's pole: a sum per row
+        d_omega = st[:, 0] * (np.pi / max(h - 1, 1)) * (2 * np.pi / w)
+        rows = np.asarray(image, np.float64).sum(axis=1)
+        return (np.clip(ct[:, 0], 0.0, None) * d_omega) @ rows
+    phi = (np.arange(w) + 0.5) / w * 2 * np.pi
     local = np.stack([st * np.sin(phi), np.broadcast_to(ct, (h, w)), -st * np.cos(phi)], -1)
-    up = local @ (np.asarray(to_world)[2] if to_world is not None else np.array([0.0, 0.0, 1.0]))
+    up = local @ up_local
     d_omega = st * (np.pi / max(h - 1, 1)) * (2 * np.pi / w)  # solid angle per texel
     weight = np.clip(up, 0.0, None) * d_omega
     return np.einsum("hw,hwc->c", weight, np.asarray(image, np.float64))
@@ -188,8 +210,15 @@ def sample_hdr_params(rng: np.random.Generator, files: list[Path], intensity: tu
     }
 
 
-def hdr_lighting(folder: str, env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
-    """The (white-balanced map, 3x3 to_world, scale) described by sampled ``env`` params."""
+def hdr_lighting(folder: str, env: dict[str, Any], bake: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None]:
+    """(map, 3x3 to_world, scale, tint) described by sampled ``env`` params. ``bake``: the white
+    balance is multiplied into a copy of the map (tint None); else the cached map is returned as is
+    with the white balance as a per-channel tint (exact when the map is the only light, and it lets
+    the renderer reuse the map's sampling distribution)."""
     path = resolve_hdri_folder(folder) / env["file"]
-    image = load_hdr(str(path)) * white_balance_gains(env["white_balance"])
-    return image.astype(np.float32), env_to_world(env["rotation"]), float(env["intensity"])
+    gains = white_balance_gains(env["white_balance"])
+    base = load_hdr(str(path))
+    if bake:
+        return (base * gains).astype(np.float32), env_to_world(env["rotation"]), float(env["intensity"]), None
+    return base, env_to_world(env["rotation"]), float(env["intensity"]), gains

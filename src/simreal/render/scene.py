@@ -55,6 +55,9 @@ class SceneData:
     env_image: np.ndarray | None = None  # uint8 (LDR photo) or float32 linear radiance (HDR)
     env_scale: float = 1.0
     env_to_world: np.ndarray | None = None  # 3x3 map-to-world rotation (None: Mitsuba's default frame)
+    # per-channel gains on the environment's radiance (white balance) when it is the only light: the
+    # backend applies them to the rendered radiance (exact: radiance is linear in the light per channel)
+    env_tint: tuple[float, float, float] | None = None
     hide_environment: bool = False
     spp: int = 16
     max_depth: int = 4

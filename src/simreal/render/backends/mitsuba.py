@@ -124,14 +124,7 @@ class MitsubaBackend:
                 d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
                                    "hide_emitters": bool(scene.hide_environment)}
             if scene.env_image is not None:
-                img = scene.env_image
-                img = np.ascontiguousarray(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img,
-                                           dtype=np.float32)
-                d["env"] = {"type": "envmap", "bitmap": mi.Bitmap(img), "scale": float(scene.env_scale)}
-                if scene.env_to_world is not None:
-                    m4 = np.eye(4)
-                    m4[:3, :3] = scene.env_to_world
-                    d["env"]["to_world"] = mi.ScalarTransform4f(m4.tolist())
+                d["env"] = self._envmap(scene)
             elif scene.env_rgb is not None:
                 d["env"] = {"type": "constant", "radiance": {"type": "rgb", "value": list(scene.env_rgb)}}
             for i, light in enumerate(scene.lights):
@@ -144,6 +137,29 @@ class MitsubaBackend:
         out = mi.load_dict(d)
         self.scene_seconds += time.perf_counter() - t0
         return out
+
+    def _envmap(self, scene: SceneData) -> Any:
+        """The envmap emitter of ``scene``. Building one (its sampling distribution) takes a good
+        fraction of a second for a 1024x512 map, so emitters are kept per map array (the last 8) and
+        only their rotation and scale are updated."""
+        mi = self.mi
+        cache: list[tuple[np.ndarray, Any]] = self.__dict__.setdefault("_env_cache", [])
+        hit = next((e for img, e in cache if img is scene.env_image), None)
+        if hit is None:
+            img = scene.env_image
+            img = np.require(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img, np.float32,
+                             ["C", "W"])  # Mitsuba wants a writable buffer; cached maps are read-only
+            hit = mi.load_dict({"type": "envmap", "bitmap": mi.Bitmap(img)})
+            cache.append((scene.env_image, hit))
+            del cache[:-8]
+        m4 = np.eye(4)
+        if scene.env_to_world is not None:
+            m4[:3, :3] = scene.env_to_world
+        params = mi.traverse(hit)
+        params["to_world"] = mi.ScalarTransform4f(m4.tolist())
+        params["scale"] = float(scene.env_scale)
+        params.update()
+        return hit
 
     def _aov(self) -> Any:
         if "aov" not in _state:
@@ -168,6 +184,10 @@ class MitsubaBackend:
         self._last = (scene, mscene)
         out = self._timed_render(mscene, seed=int(scene.seed) & 0x7FFFFFFF)
         out[..., :3] *= float(2.0 ** scene.exposure)
+        if scene.env_tint is not None:
+            if scene.lights:
+                raise ValueError("env_tint needs the environment to be the only light (bake it into the map)")
+            out[..., :3] *= np.asarray(scene.env_tint, np.float32)
         lab = None
         if labels:
             sensor = self.mi.load_dict(self._sensor(scene.camera, True, 1))
