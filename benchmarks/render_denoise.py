@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from simreal.cli.render import config_path
 from simreal.config import load_config
 from simreal.render import film
+from simreal.render.api import tier_path
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.build import build_scene
 from simreal.render.compositing import environment_background
@@ -119,7 +119,7 @@ def main() -> None:
     print(f"load: {os.getloadavg()}")
     denoise = make_denoiser(1)
     checks(denoise)
-    cfg = load_config(SceneConfig, config_path("high"), {"resolution": [args.resolution] * 2})
+    cfg = load_config(SceneConfig, tier_path("high"), {"resolution": [args.resolution] * 2})
     lib = build_library(cfg)
     be = MitsubaBackend(threads=1)
     dr.set_thread_count(1)

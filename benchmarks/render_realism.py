@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from simreal.cli.render import config_path
 from simreal.config import load_config
 from simreal.nn.smallcnn import SmallCNN
 from simreal.render import film
+from simreal.render.api import tier_path
 from simreal.render.camera import look_at
 from simreal.render.job import render_dataset
 from simreal.render.library import BUILTIN_GROUND_PHOTOS, GROUND_PHOTO_PERSPECTIVES, builtin_photos
@@ -123,7 +123,7 @@ def render_tier(tier: str, count: int, work: Path, hdr_folder: Path, seed: int) 
                                     "background.photo_folder": BUILTIN_GROUND_PHOTOS}
     if tier == "high":
         overrides["lighting.environment.folder"] = str(hdr_folder)
-    cfg = load_config(SceneConfig, config_path(tier), overrides)
+    cfg = load_config(SceneConfig, tier_path(tier), overrides)
     out = work / tier
     s = render_dataset(cfg, out, workers=2, quiet=True)
     rate = {"wall": s.rendered / s.seconds if s.rendered else float("nan"), "steady": s.steady_rate,

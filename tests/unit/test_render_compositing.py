@@ -150,15 +150,15 @@ def test_filmic_curve_is_monotonic_and_inverts() -> None:
 
 @pytest.mark.slow
 def test_auto_exposure_keeps_mean_luminance_in_band_over_50_random_scenes(backend: MitsubaBackend) -> None:
-    from simreal.cli.render import config_path
     from simreal.config import load_config
+    from simreal.render.api import tier_path
     from simreal.render.build import build_scene
     from simreal.render.compositing import environment_background
     from simreal.render.library import build_library
     from simreal.render.randomize import sample_params
     from simreal.render.spec import SceneConfig
 
-    cfg = load_config(SceneConfig, config_path("high"), {
+    cfg = load_config(SceneConfig, tier_path("high"), {
         "resolution": [16, 16], "render.spp": 1, "render.denoise": False, "material.textures.size": 16,
         "objects": [{"category": "canister", "asset": {"kind": "canister", "canister": {"segments": 12}},
                      "size": [0.8, 1.2]}],
