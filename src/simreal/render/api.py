@@ -38,7 +38,7 @@ def render(
 ) -> RenderSummary:
     """Render an annotated synthetic dataset into ``out`` (resuming whatever is already there).
 
-    ``config`` is a built-in tier ("low", "high"), a scene YAML, a SceneConfig or a dict; ``count``,
+    ``config`` is a built-in tier ("low", "high", "high_v1"), a scene YAML, a SceneConfig or a dict; ``count``,
     ``seed``, ``resolution`` (square) and ``crop`` override it, as do dotted ``overrides``. The output is
     byte-identical for any number of ``workers`` (default: one per core) and on Ray.
     """

@@ -100,9 +100,12 @@ class EnvironmentSpec(StrictModel):
     """Environment light: a constant colour, an image (LDR photo as an environment map) or real HDR
     environment maps (image-based lighting, see ``simreal.render.lighting``)."""
 
-    kind: Literal["constant", "image", "hdr", "none"] = "constant"
-    intensity: NonNegRange = (0.3, 1.0)
-    folder: str | None = None
+    kind: Literal["constant", "image", "hdr", "none"] = Field(
+        "constant", description="constant colour; image: photos as (LDR) environment maps; hdr: real HDR "
+                                "environment maps (.exr/.hdr, image-based lighting); none")
+    intensity: NonNegRange = Field((0.3, 1.0), description="radiance multiplier (hdr: of the map's own values)")
+    folder: str | None = Field(None, description="image: folder of photos; hdr: folder of equirectangular "
+                                                 ".exr/.hdr maps, or builtin:hdri (Debian's blender-data maps)")
     rotation: Annotated[tuple[float, float], _range(-360, 720, what="degrees in [-360, 720]")] = Field(
         (0.0, 360.0), description="hdr: rotation of the map about the vertical axis, degrees")
     white_balance: Kelvin = Field((5500.0, 7500.0), description="hdr: the map is tinted towards a black body of "
@@ -156,9 +159,13 @@ class BackgroundSpec(StrictModel):
     """What is behind the objects (chosen by weight): photos, the environment map itself
     (``environment``), procedural patterns, a textured ground plane, nothing."""
 
-    weights: dict[Literal["photo", "procedural", "ground", "none", "environment"], float] = {"procedural": 1.0}
-    photo_folder: str | None = None
-    photo_mode: Literal["composite", "envmap"] = "composite"
+    weights: dict[Literal["photo", "procedural", "ground", "none", "environment"], float] = Field(
+        {"procedural": 1.0}, description="background kinds by weight: photo, environment (the environment map "
+                                         "itself), procedural pattern, textured ground plane, none")
+    photo_folder: str | None = Field(None, description="folder of photos (optional <photo>.json perspective "
+                                                       "beside each), builtin:photos or builtin:ground-photos")
+    photo_mode: Literal["composite", "envmap"] = Field(
+        "composite", description="composite: the photo behind the objects; envmap: the photo as environment map")
     ground: GroundSpec = Field(default_factory=GroundSpec, description="shadow catcher and photo perspective")
 
     @model_validator(mode="after")
