@@ -9,7 +9,7 @@ import pytest
 from simreal.render import film
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.camera import Camera, look_at
-from simreal.render.compositing import finish, shadow_ratio, shadow_window
+from simreal.render.compositing import finish, shadow_ratio, shadow_window, soften
 from simreal.render.primitives import primitive
 from simreal.render.scene import Instance, Light, Material, SceneData
 
@@ -129,6 +129,20 @@ def test_finish_over_photo_multiplies_linear_light_by_the_shade() -> None:
     rgba[10:14, 10:14] = [0.8, 0.1, 0.1, 1.0]
     out, _ = finish(rgba, None, photo=grey, key=None)
     assert (out[10:14, 10:14, 0] == out[10:14, 10:14, 2]).all()  # a monochrome photo gets monochrome objects
+
+
+def test_soften_matches_an_enlarged_background_and_keeps_the_composite_a_partition() -> None:
+    rgba = np.zeros((24, 24, 4), np.float32)
+    rgba[8:16, 8:16] = [0.5, 0.4, 0.3, 1.0]
+    assert soften(rgba, 1.0) is rgba
+    soft = soften(rgba, 2.0)
+    assert np.allclose(soft.sum(axis=(0, 1)), rgba.sum(axis=(0, 1)), rtol=1e-4)  # energy and coverage kept
+    assert 0 < soft[7, 12, 3] < 1 and soft[12, 12, 3] > 0.9
+    photo = np.broadcast_to(np.array([200, 180, 160], np.uint8), (24, 24, 3)).copy()
+    img, _ = finish(soft, None, photo=photo, key=None)
+    row = img[12, :, 0].astype(int)  # from the photo to the object and back, never outside the two
+    obj = int(film.to_uint8(film.srgb_encode(film.filmic(np.float32(0.5)))))
+    assert row.min() >= min(obj, 200) - 1 and row.max() <= max(obj, 200) + 1
 
 
 def test_auto_exposure_brings_the_log_average_to_the_key() -> None:

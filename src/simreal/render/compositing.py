@@ -197,6 +197,17 @@ def scene_irradiance(scene: SceneData) -> float:
     return float(np.asarray(e, np.float32) @ film.LUMA)
 
 
+def soften(rgba: np.ndarray, upsampling: float) -> np.ndarray:
+    """Blur premultiplied RGBA as much as a background enlarged ``upsampling`` times is blurred, so
+    objects are not sharper than the photo behind them (gaussian, sigma 0.5 sqrt(u^2 - 1) pixels)."""
+    if upsampling <= 1.0:
+        return rgba
+    from scipy.ndimage import gaussian_filter
+
+    sigma = 0.5 * float(np.sqrt(upsampling**2 - 1.0))
+    return np.stack([gaussian_filter(rgba[..., c], sigma, mode="nearest") for c in range(rgba.shape[-1])], -1)
+
+
 def _unpremultiply(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.clip(rgba[..., 3], 0.0, 1.0)
     colour = rgba[..., :3] / np.maximum(alpha, 1e-6)[..., None]

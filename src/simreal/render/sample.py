@@ -99,11 +99,18 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
 def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneData, backend: MitsubaBackend,
                        rgba: np.ndarray) -> np.ndarray:
     """Objects over the photo or environment with their shadows, auto-exposed and tone mapped."""
-    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio
+    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio, soften
     from simreal.render.film import to_uint8
 
     bg = params["background"]
     photo_like = bg["kind"] == "procedural" or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
+    if photo_like and bg["kind"] == "photo":  # the crop is enlarged to the image: objects no sharper than it
+        from simreal.render.build import cached_photo
+        from simreal.render.library import resolve_folder
+        from simreal.render.randomize import photo_crop_box
+
+        src = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
+        rgba = soften(rgba, cfg.resolution[0] / photo_crop_box(bg, (src.shape[1], src.shape[0]), cfg.resolution)[2])
     ratio = None
     if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
         g = cfg.background.ground
@@ -111,9 +118,8 @@ def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneDat
     key = params["film"]["key"] if cfg.film.auto_exposure else None
     ev = float(params["camera"]["exposure"])
     if photo_like:
-        photo = to_uint8(background_image(cfg, params))
-        image, _ = finish(rgba, ratio, photo=photo, key=key, curve=cfg.film.tone, irradiance=scene_irradiance(scene),
-                          ev=ev)
+        image, _ = finish(rgba, ratio, photo=to_uint8(background_image(cfg, params)), key=key, curve=cfg.film.tone,
+                          irradiance=scene_irradiance(scene), ev=ev)
     else:
         image, _ = finish(rgba, ratio, environment=environment_background(scene), key=key, curve=cfg.film.tone,
                           ev=ev)
