@@ -176,7 +176,6 @@ def _sample_background(rng: np.random.Generator, cfg: SceneConfig, lib: AssetLib
     bg_kind = _choose(rng, cfg.background.weights)
     bg: dict[str, Any] = {"kind": bg_kind}
     if bg_kind == "photo":
-        zoom = float(rng.uniform(0.35, 1.0)) if cfg.placement.grounded else None
         bg.update({
             "file": lib.photos[int(rng.integers(len(lib.photos)))].name,
             "mode": cfg.background.photo_mode,
@@ -184,8 +183,6 @@ def _sample_background(rng: np.random.Generator, cfg: SceneConfig, lib: AssetLib
             "cx": float(rng.random()), "cy": float(rng.random()),
             "flip": bool(rng.random() < 0.5),
         })
-        if zoom is not None:  # tighter crops of photos with perspective, so far objects are not specks
-            bg["scale"] = zoom
     elif bg_kind == "procedural":
         bg["texture"] = sample_texture_params(rng, cfg.material.textures.procedural or ["noise"])
     elif bg_kind == "ground":
