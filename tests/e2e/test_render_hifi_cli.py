@@ -80,6 +80,12 @@ def test_high_tier_renders_grounded_objects_with_exact_labels(tmp_path: Path, mo
             assert ann["bbox"] == mask_bbox(visible)
     assert maps <= {"sunny.exr", "overcast.hdr"} and kinds <= {"photo", "environment"}
     assert len(coco.getAnnIds()) >= 3  # objects are placed where the camera sees them
+    # a contact sheet: the raw images, no masks or boxes drawn
+    assert main(["dataset", "preview", str(tmp_path / "ds"), "-o", str(tmp_path / "sheet.png"), "--n", "4",
+                 "--tile", "48", "--raw"]) == 0
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
+    first = Image.fromarray(ds.load_image(ds.images[0])).resize((48, 40), Image.Resampling.LANCZOS)
+    assert np.array_equal(sheet[:40, :48], np.asarray(first))
 
 
 def test_high_tier_without_hdr_maps_says_what_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
