@@ -4,7 +4,7 @@ per second spent (rendering + denoising, one thread each, as a render worker run
 
 For a few scenes of the ``high`` tier (objects over the hidden environment: the pass the tier
 denoises; the background is composited exactly and is not counted), it renders 4..64 spp plain (the
-tier's gaussian pixel filter) and 4, 8, 16 spp denoised (colour only, and colour + albedo + normal
+tier's gaussian pixel filter) and 4, 8, 16, 32 spp denoised (colour only, and colour + albedo + normal
 AOVs at up to 4 spp), each with the gaussian filter and with a box filter (OIDN expects
 uncorrelated per-pixel noise; a wide filter spreads each sample over neighbours, and correlated
 noise looks like texture to the network), tone maps every result with
@@ -40,7 +40,7 @@ from simreal.render.spec import SceneConfig
 from simreal.runtime.seeding import sample_rng, sample_seed
 
 PLAIN = (4, 8, 16, 32, 64)
-DENOISED = (4, 8, 16)
+DENOISED = (4, 8, 16, 32)
 
 
 def make_denoiser(threads: int = 1):  # noqa: ANN201 - returns a closure
