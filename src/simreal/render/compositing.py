@@ -1,24 +1,27 @@
 """Rendered objects over a photograph or an environment map, with their shadows (a shadow catcher).
 
 The shadow catcher is differential rendering (Debevec 1998) reduced to a ratio. Two extra passes
-see only direct light (path depth 2) on a white diffuse ground plane z = 0, with every scene object
-turned into a black hold-out (it blocks light and reflects none):
+see only direct light (emitter sampling: one shadow ray per sample) on a white diffuse ground
+plane z = 0, with every scene object turned into a black hold-out (it blocks light, reflects none):
 
 - ``with``: ground plus hold-outs -> the ground's radiance with the objects' shadows and occlusion;
 - ``without``: the ground alone.
 
-``ratio = with / without`` is 1 where nothing blocks the light, < 1 in shadow and contact
-occlusion, and already carries the object's coverage (a hold-out pixel is 0), so the frame is
-``objects (premultiplied) + background x ratio``. Both passes use the same seed; Mitsuba's scalar
-variants seed every pixel on its own, so a pixel whose paths never meet an object consumes the
-same random numbers in both passes and its ratio is exactly 1: the photo comes through unchanged
-(bit for bit after encoding), not merely unchanged on average. Pixels where the ground is not seen
-(sky) take ``1 - alpha`` of the objects.
+``1 - with / without`` is the shadow term: 0 where nothing blocks the light, up to 1 in a full
+shadow. Both passes use the same seed, and Mitsuba's scalar variants seed every pixel on its own,
+so a pixel whose shadow rays never meet an object draws the same random numbers in both passes and
+its term is exactly 0: the photo comes through unchanged (bit for bit after encoding), not merely
+unchanged on average. The term is taken on pixels that see only ground and smoothed (a few samples
+per pixel are noisy), and the passes run only in the window where the objects can shade the
+ground, at reduced resolution (``shadow_ratio``). The frame is then
+``objects (premultiplied) + background x (1 - alpha) x (1 - term)``.
 
-``finish`` turns the beauty pass, the background and the ratio into display values with
+``finish`` turns the beauty pass, the background and the factor into display values with
 auto-exposure and a tone curve (``simreal.render.film``). A photograph is already a display image:
 only the objects are tone mapped (exposed to match the photo's brightness), and the photo is only
-ever multiplied by the ratio, in linear light.
+ever multiplied by the factor, in linear light. ``soften`` blurs the objects as much as an enlarged
+photo crop is blurred. Everything here takes plain arrays and ``SceneData``, so other scene kinds
+(people composited onto photos) reuse it as is.
 """
 
 from __future__ import annotations
