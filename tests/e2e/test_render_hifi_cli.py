@@ -75,7 +75,7 @@ def test_high_tier_renders_grounded_objects_with_exact_labels(tmp_path: Path, mo
         assert all(o["placement"]["mode"] != "floating" for o in params["objects"])
         mask = ds.load_mask(img)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
-            visible = mask == ann["instance_id"]
+            visible = mask == ann["simreal"]["instance_id"]
             assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), visible)
             assert ann["bbox"] == mask_bbox(visible)
     assert maps <= {"sunny.exr", "overcast.hdr"} and kinds <= {"photo", "environment"}
