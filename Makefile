@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[ray,test]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[ray,triage,test]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -36,9 +36,9 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, dataset, demo, metrics, refine, render, train
+    from simreal.cli import bench, dataset, demo, metrics, refine, render, train, triage, view
 
-    for module in (render, dataset, demo, refine, metrics, train, bench):
+    for module in (render, dataset, demo, refine, metrics, train, bench, triage, view):
         module.register(app)
 
 
