@@ -252,20 +252,25 @@ class TriageConfig(StrictModel):
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, dict) else v
 
-    @model_validator(mode="after")
-    def _chain(self) -> TriageConfig:
-        if (self.select is None) == (self.elements_in is None):
-            raise ValueError("give exactly one of select or elements_in")
-        names = [s.name for s in self.analyse]
+    @field_validator("analyse", mode="after")
+    @classmethod
+    def _chain(cls, analyse: list[Any]) -> list[Any]:
+        names = [s.name for s in analyse]
         for a, b in zip(names, names[1:], strict=False):
             if ORDER[b] < ORDER[a] or (a == b and a != "Score"):
                 raise ValueError(f"stage {b} cannot follow {a} (order: Frames, Dedup, Score..., Rank)")
         if "Score" not in names and "Frames" not in names:
             raise ValueError("the chain has nothing to do (add Frames and Score stages)")
-        models = [m.display_name() for s in self.analyse if isinstance(s, ScoreStage) for m in s.config.models]
+        models = [m.display_name() for s in analyse if isinstance(s, ScoreStage) for m in s.config.models]
         dup = sorted({n for n in models if models.count(n) > 1})
         if dup:
             raise ValueError(f"two models are called {dup[0]!r}; give them distinct 'name's")
+        return analyse
+
+    @model_validator(mode="after")
+    def _source(self) -> TriageConfig:
+        if (self.select is None) == (self.elements_in is None):
+            raise ValueError("give exactly one of select or elements_in")
         return self
 
     # helpers -----------------------------------------------------------------

@@ -19,7 +19,9 @@ from simreal.triage.reviews import MARKS, load_reviews
 from simreal.triage.selectors import media_path
 
 
-def _frame_bytes(folder: Path, r: dict[str, Any], f: dict[str, Any], quality: int) -> bytes:
+def _frame_bytes(folder: Path, r: dict[str, Any], f: dict[str, Any]) -> bytes:
+    """The frame's JPEG: the kept file, or (frames dropped) the same frame decoded again and encoded
+    as the Frames stage did, so the bytes are the ones a kept frame would have had."""
     if f.get("file") and (folder / f["file"]).is_file():
         return (folder / f["file"]).read_bytes()
     media = media_path({"path": r["media"]}, folder)
@@ -29,11 +31,10 @@ def _frame_bytes(folder: Path, r: dict[str, Any], f: dict[str, Any], quality: in
 
     cfg = FramesConfig.model_validate(r.get("sampling") or {})
     img = open_image(media, cfg.max_side) if r["kind"] == "image" else frame_at(media, f["t"], cfg)
-    return jpeg_roundtrip(img, quality)[0]
+    return jpeg_roundtrip(img, cfg.jpeg_quality)[0]
 
 
-def export_reviewed(folder: str | Path, out: str | Path, chain: str | None = None,
-                    quality: int = 95) -> dict[str, Any]:
+def export_reviewed(folder: str | Path, out: str | Path, chain: str | None = None) -> dict[str, Any]:
     """Write the marked frames of ``folder`` as a dataset at ``out``; returns the dataset info."""
     folder, out = Path(folder), Path(out)
     marks = [m for m in load_reviews(folder).values() if m.get("mark") in MARKS]
@@ -65,7 +66,7 @@ def export_reviewed(folder: str | Path, out: str | Path, chain: str | None = Non
         if r is None or f is None:
             missing.append(f"{m['element']}@{m['t']:.3f}")
             continue
-        data = _frame_bytes(folder, r, f, quality)
+        data = _frame_bytes(folder, r, f)
         name = writer.write_file(f"images/{m['element']}_{int(round(m['t'] * 1000)):09d}.jpg", data)
         iid = len(images) + 1
         relevant = m["mark"] == "relevant"
