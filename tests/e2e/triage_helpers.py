@@ -49,7 +49,7 @@ def make_video(path: Path, duration: float, spans: list[tuple[float, float]], se
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format=None if path.suffix else "mp4") as out:
         st = out.add_stream(codec, rate=Fraction(fps))
         st.width, st.height, st.pix_fmt = W, H, "yuv420p"
         if codec == "libx264":

@@ -60,9 +60,9 @@ def test_metrics_by_hand() -> None:
         metric(s, w, "median", 0.5)
 
 
-def _res(eid: str, scores: list[float], dups: list[int] | None = None) -> dict:
+def _res(eid: str, scores: list[float]) -> dict:
     return {"element": eid, "title": eid, "source": eid, "kind": "video", "frames": [
-        {"i": i, "t": float(i), "dups": (dups or [0] * len(scores))[i], "scores": {"m": {"obj": v, "background": 1 - v}}}
+        {"i": i, "t": float(i), "dups": 0, "scores": {"m": {"obj": v, "background": 1 - v}}}
         for i, v in enumerate(scores)]}
 
 

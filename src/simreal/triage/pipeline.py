@@ -192,7 +192,7 @@ class _Driver:
         for i, r in sorted(st.got[k].items()):
             boxes = [[round(b[0] * sx, 2), round(b[1] * sy, 2), round(b[2] * sx, 2), round(b[3] * sy, 2),
                       round(b[4], 6), b[5]] for b in r["boxes"]]
-            frames[str(i)] = {"s": [round(v, 7) for v in r["scores"]], **({"b": boxes} if boxes else {})}
+            frames[str(i)] = {"s": [round(v, 6) for v in r["scores"]], **({"b": boxes} if boxes else {})}
         doc = {"schema": SCORES_SCHEMA, "model": m.name, "key": self.keys.scores[m.name], "labels": m.kept_labels,
                "frames": frames}
         p = self.score_path(m.name, eid)

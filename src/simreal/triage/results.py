@@ -48,10 +48,10 @@ def assemble(element: dict[str, Any], frames_meta: dict[str, Any], frames_rel: s
             if fs is None:
                 continue
             labels = out["labels"]
-            rec["scores"][name] = {lab: round(float(v), 6) for lab, v in zip(labels, fs["s"], strict=True)}
+            rec["scores"][name] = {lab: float(v) for lab, v in zip(labels, fs["s"], strict=True)}
             if fs.get("b"):
-                rec["boxes"][name] = [{"label": labels[int(b[5])], "score": round(float(b[4]), 6),
-                                       "box": [round(float(v), 2) for v in b[:4]]} for b in fs["b"]]
+                rec["boxes"][name] = [{"label": labels[int(b[5])], "score": float(b[4]),
+                                       "box": [float(v) for v in b[:4]]} for b in fs["b"]]
         if not rec["boxes"]:
             del rec["boxes"]
         frames.append(rec)

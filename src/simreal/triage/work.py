@@ -87,6 +87,7 @@ def element_messages(job: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     t0 = time.perf_counter()
     sent = 0
     chunk: list[tuple[int, dict[str, Any]]] = []
+    tmp: Path | None = None
     try:
         meta = read_frames_meta(final, need_images=True) if job["frames_done"] else None
         dedup_done = job.get("dedup_out") if dedup_cfg is not None else None
@@ -96,7 +97,6 @@ def element_messages(job: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
         if meta is not None:  # frames on disk: read them back (only what is still needed)
             frames_iter: Iterator[tuple[int, float, Image.Image | None]] = _from_disk(final, meta, need_pixels,
                                                                                       kept if deduper is None else None)
-            tmp = None
         else:
             tmp = final.parent / f".{final.name}{TMP_MARK}{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -140,9 +140,16 @@ def element_messages(job: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
             yield ("dedup", eid, dedup_done, False)
         yield ("end", eid, sent)
     except MediaError as exc:
-        yield ("error", eid, stage, str(exc))
+        _remove(tmp)
+        yield ("error", eid, stage, str(exc).removeprefix(f"{job['path']}: "))
     except Exception as exc:  # one bad element must not stop the run
+        _remove(tmp)
         yield ("error", eid, stage, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _remove(tmp: Path | None) -> None:
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _decode(job: dict[str, Any], tmp: Path, meta: dict[str, Any]) -> Iterator[tuple[int, float, Image.Image]]:
