@@ -344,3 +344,19 @@ def test_bad_input_is_one_line_and_exit_2(world: dict[str, Any], reference: Path
     assert _snapshot(reference) == before
     if case == "not_a_triage_folder":
         assert sorted(x.name for x in (tmp_path / "mine").iterdir()) == ["thesis.tex"]
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_results(world: dict[str, Any], reference: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    folder = tmp_path / "ray"
+    cfg = yaml.safe_load(_config(world, folder).read_text())
+    cfg["select"]["config"]["paths"] = [str(world["media"] / "pos1.mp4"), str(world["media"] / "photo_obj.jpg")]
+    (tmp_path / "ray.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["triage", "run", str(tmp_path / "ray.yaml"), "--executor", "ray", "--workers", "2", "-q"]) == 0
+    got, want = _elements(folder), _elements(reference)
+    assert set(got) == {"pos1.mp4", "photo_obj.jpg"}
+    for name, r in got.items():
+        assert [f["t"] for f in r["frames"]] == [f["t"] for f in want[name]["frames"]]
+        assert [f["scores"]["clf"]["canister"] for f in r["frames"]] == pytest.approx(
+            [f["scores"]["clf"]["canister"] for f in want[name]["frames"]], abs=1e-5)

@@ -216,8 +216,9 @@ class _Driver:
         pool = Workers(self.active, workers, cfg.batch_size, cfg.device, cfg.executor, cfg.address, score_threads)
         queue_ = list(jobs.values())
         pending: dict[str, _Pending] = {}
-        limit = max(1, workers) * 2 + 1
-        prog = make_progress("frames", disable=not self.progress)
+        # Ray's executor bounds the work in flight itself: give it every job at once, then say there are no more
+        limit = len(queue_) if cfg.executor == "ray" else max(1, workers) * 2 + 1
+        prog = make_progress("", disable=not self.progress)  # rates per row: elements/s, frames/s
         ok = False
         try:
             with prog:
@@ -230,6 +231,8 @@ class _Driver:
                         ks = [index[n] for n in job["missing"]]
                         pending[job["eid"]] = _Pending(job, ks, {k: 0 for k in ks}, {k: {} for k in ks})
                         pool.submit(job)
+                        if not queue_:
+                            pool.no_more_jobs()
                     msg = pool.next_event()
                     if msg is None:
                         for pid, code in pool.dead_workers():

@@ -181,6 +181,11 @@ class Workers:
         else:
             self.jobs.put(job)
 
+    def no_more_jobs(self) -> None:
+        """Every job has been submitted (Ray's feed ends here)."""
+        if self._ray_jobs is not None:
+            self._ray_jobs.put(None)
+
     def dead_workers(self) -> list[tuple[int, int | None]]:
         """(pid, exit code) of decoding workers that died, replaced by fresh ones."""
         dead = []
@@ -229,7 +234,7 @@ class Workers:
         if self.inline:
             return
         if self._ray_jobs is not None:
-            self._ray_jobs.put(None)
+            self._ray_jobs.put(None)  # harmless when the feed already ended
         if terminate:
             for p in self.procs + self.scorer_procs:
                 if p.is_alive():
