@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,12 @@ from PIL import Image
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (ffmpeg, workers, scorers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def cache_dir() -> Path:
@@ -81,7 +88,7 @@ def train_small_classifier(root: Path) -> Path:
     return root / "run"
 
 
-def ffmpeg_extract(videos: list[Path], root: Path, parallel: int) -> float:
+def ffmpeg_extract(videos: list[Path], root: Path, parallel: int) -> tuple[float, float]:
     def one(v: Path) -> None:
         out = root / v.stem
         out.mkdir(parents=True)
@@ -93,10 +100,10 @@ def ffmpeg_extract(videos: list[Path], root: Path, parallel: int) -> float:
             cmd += ["-threads", "1"]
         subprocess.run(cmd + [str(out / "%05d.jpg")], check=True)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(one, videos))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
 def triage_config(videos: list[Path], run: Path, folder: Path, workers: int) -> dict:
@@ -126,32 +133,32 @@ def main() -> None:
         root = Path(tmp)
         clf = train_small_classifier(root / "model")
         rows = []
-        t_seq = ffmpeg_extract(videos, root / "ff_seq", 1)
+        t_seq, c_seq = ffmpeg_extract(videos, root / "ff_seq", 1)
         frames = sum(1 for _ in (root / "ff_seq").rglob("*.jpg"))
-        rows.append(("ffmpeg -vf fps=1, one video at a time (ffmpeg threads)", t_seq, frames))
-        t_par = ffmpeg_extract(videos, root / "ff_par", 2)
-        rows.append(("ffmpeg -vf fps=1, 2 processes x 1 thread", t_par, frames))
+        rows.append(("ffmpeg -vf fps=1, one video at a time (ffmpeg threads)", t_seq, c_seq, frames))
+        t_par, c_par = ffmpeg_extract(videos, root / "ff_par", 2)
+        rows.append(("ffmpeg -vf fps=1, 2 processes x 1 thread", t_par, c_par, frames))
         base = min(t_seq, t_par)
         res = {}
         for w in (2, 1):
             folder = root / f"triage_w{w}"
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             r = run(triage_config(videos, clf, folder, w), progress=False)
             res[w] = (time.perf_counter() - t0, r.frames_scored)
             rows.append((f"simreal triage, {w} worker(s): frames + JPEG + classifier + results", res[w][0],
-                         r.frames_scored))
+                         cpu_seconds() - c0, r.frames_scored))
         cfg = root / "again.yaml"
         cfg.write_text(yaml.safe_dump(triage_config(videos, clf, root / "triage_w2", 2)))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         subprocess.run([sys.executable, "-m", "simreal.cli.main", "triage", "run", str(cfg), "-q"], check=True,
                        stdout=subprocess.DEVNULL)
         t_rerun = time.perf_counter() - t0
-        rows.append(("same triage command again (nothing to do), CLI process", t_rerun, 0))
+        rows.append(("same triage command again (nothing to do), CLI process", t_rerun, cpu_seconds() - c0, 0))
     print(f"\n{args.videos} videos x {args.seconds} s, 640x360, 30 fps, H.264; load at end {load()}\n")
-    print("| run | wall s | frames | frames/s |")
-    print("|---|---|---|---|")
-    for name, t, n in rows:
-        print(f"| {name} | {t:.1f} | {n} | {n / t:.1f} |" if n else f"| {name} | {t:.2f} | - | - |")
+    print("| run | wall s | CPU s | frames | frames/s |")
+    print("|---|---|---|---|---|")
+    for name, t, c, n in rows:
+        print(f"| {name} | {t:.1f} | {c:.1f} | {n} | {n / t:.1f} |" if n else f"| {name} | {t:.2f} | {c:.2f} | - | - |")
     (t2, n2), (t1, n1) = res[2], res[1]
     print(f"\npipeline (2 workers) / ffmpeg baseline: {t2 / base:.2f}x (target <= 1.5)")
     print(f"2 workers vs 1: {(n2 / t2) / (n1 / t1):.2f}x frames/s (target >= 1.6)")
