@@ -299,7 +299,7 @@ optim: {{steps: 4, batch_per_domain: 4}}
 selection: {{policy: last, eval_every: 4}}
 checkpoint_every: 4
 """)
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "ft_run"), "--no-progress"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "ft_run"), "-q"]) == 0
     meta = json.loads((tmp_path / "ft_run/checkpoints/final.json").read_text())
     assert meta["classes"] == ["background", "canister"]
     (reference / "reviews.json").unlink()
@@ -311,7 +311,7 @@ def test_bad_input_is_one_line_and_exit_2(world: dict[str, Any], reference: Path
                                           capsys: pytest.CaptureFixture[str]) -> None:
     cfg = yaml.safe_load(_config(world, reference).read_text())
     needle = {"unknown_key": "analyse[0].Frames.config.rate: unknown key", "wrong_type": "workers",
-              "fps_zero": "fps: Input should be greater than 0", "missing_run": "not a simreal run folder",
+              "fps_zero": "fps: Input should be greater than 0", "missing_run": "run folder not found",
               "other_task": "run is of task 'reid'", "empty_selection": "no video or image files",
               "not_a_triage_folder": "is not a triage folder"}[case]
     if case == "unknown_key":

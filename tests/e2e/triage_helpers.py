@@ -104,28 +104,27 @@ def saved_run(folder: Path, task: str, arch: str, image_size: tuple[int, int], c
     """A run folder in the format ``simreal train`` writes (config.yaml, checkpoints/final.*), with
     untrained weights: for tests of scoring mechanics, not of accuracy."""
     import torch
+    import yaml
 
-    from simreal.adapt.api import load_run, task_options
+    from simreal import load_run
+    from simreal.adapt.api import RUN_KIND, task_options
     from simreal.adapt.config import TrainConfig
-    from simreal.adapt.run import save_model
-    from simreal.config import dump_config, validate
-    from simreal.tasks.base import get_task
+    from simreal.config import validate
+    from simreal.runtime.runstore import RunStore
+    from simreal.tasks.registry import get_task
 
-    folder.mkdir(parents=True, exist_ok=True)
     raw = {"task": task, "seed": seed,
            "data": {"image_size": list(image_size), "channels": channels, "domains": [{"path": str(folder)}]},
            "model": {"arch": arch, "width": 8}}
-    import yaml
-
     raw.update(yaml.safe_load(extra) or {})
     cfg = validate(TrainConfig, raw, "test")
-    (folder / "config.yaml").write_text(dump_config(cfg))
+    store, _ = RunStore.prepare(folder, RUN_KIND, cfg)
     torch.manual_seed(seed)
     t = get_task(task, len(classes), classes, **task_options(cfg), **(task_state or {}))
     model = t.build_model(arch, channels, image_size, width=8)
     meta = {"task": task, "arch": arch, "classes": classes, "image_size": list(image_size), "channels": channels,
             "task_state": getattr(t, "state", dict)()}
-    save_model(folder / "checkpoints" / "final.safetensors", model, meta)
+    store.save_model("final", model, meta)
     load_run(folder)  # the run loads like a trained one
     return folder
 

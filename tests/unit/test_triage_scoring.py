@@ -126,8 +126,11 @@ def test_torchvision_classifier_file_by_hand(tmp_path: Path, frame_file: Path) -
 
 
 def test_describe_model_errors_name_the_run(tmp_path: Path) -> None:
-    with pytest.raises(RunError, match="nowhere: model 'nowhere': not a simreal run folder"):
+    with pytest.raises(RunError, match="model 'nowhere': .*nowhere: run folder not found"):
         describe_model(ModelSpec(run=str(tmp_path / "nowhere")), _hash)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RunError, match="model 'plain': .*plain: not a simreal run folder"):
+        describe_model(ModelSpec(run=str(tmp_path / "plain")), _hash)
     run = saved_run(tmp_path / "r", "classify", "smallcnn", (16, 16), ["a", "b"])
     meta = run / "checkpoints" / "final.json"
     doc = json.loads(meta.read_text())

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from simreal.cli.common import quiet_option, set_option
 from simreal.config import parse_overrides
 from simreal.runtime.device import DEVICE_HELP
 
@@ -33,13 +35,13 @@ def run_cmd(
                                        help="Decoding processes (default: CPU count; 0 = in this process)."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="Frames per model forward pass."),
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
-    executor: str | None = typer.Option(None, "--executor", help="local (processes) or ray."),
+    executor: Literal["local", "ray"] | None = typer.Option(None, "--executor", help="local (processes) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     keep_frames: bool | None = typer.Option(None, "--keep-frames/--drop-frames",
                                             help="Keep the JPEG frames, or drop them once scored."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try elements that failed before again."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set analyse.0.config.fps=0.5."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    set_: list[str] = set_option("analyse.0.config.fps=0.5"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Run a triage config; a rerun of the same command does only the missing work."""
     from simreal.triage import run
@@ -59,7 +61,7 @@ def run_cmd(
 @app.command("rank")
 def rank_cmd(
     folder: Path = typer.Argument(..., help="A triage folder."),
-    by: str = typer.Option("count", "--by", help="count | max | topk-mean | fraction."),
+    by: Literal["count", "max", "topk-mean", "fraction"] = typer.Option("count", "--by", help="Ranking metric."),
     threshold: float = typer.Option(0.5, "--threshold", "-t", help="Score at which a frame counts as positive."),
     k: int = typer.Option(5, "--k", help="k of topk-mean."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the first)."),

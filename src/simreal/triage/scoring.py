@@ -106,15 +106,18 @@ def describe_model(spec: ModelSpec, file_hash: Callable[[Path], str]) -> ModelIn
 
     name = spec.display_name()
     if spec.run is not None:
+        from simreal.runtime.runstore import RunStore
+
         run = Path(spec.run)
-        if not (run / "config.yaml").is_file():
-            raise RunError(f"{run}: model {name!r}: not a simreal run folder (no config.yaml)")
-        final = run / "checkpoints" / "final.safetensors"
-        meta_path = final.with_suffix(".json")
-        if not final.is_file() or not meta_path.is_file():
-            raise RunError(f"{run}: model {name!r}: run has no final model (checkpoints/final.safetensors); "
+        try:
+            store = RunStore.open(run, "train")
+        except RunError as exc:
+            raise RunError(f"model {name!r}: {exc}") from None
+        final = store.model_path("final")
+        if not store.has_model("final"):
+            raise RunError(f"{run}: model {name!r}: run has no final model ({final.relative_to(run)}); "
                            "finish training first")
-        meta_text = meta_path.read_text(encoding="utf-8")
+        meta_text = final.with_suffix(".json").read_text(encoding="utf-8")
         meta = json.loads(meta_text)
         task = str(meta.get("task"))
         if task not in SCORABLE_TASKS:
@@ -186,9 +189,10 @@ class Scorer:
         self.info = info
         self.device = resolve_device(device)
         if info.source == "run":
-            from simreal.adapt.api import load_run
+            import simreal
 
-            _, self.task, model, _ = load_run(info.path)
+            loaded = simreal.load_run(info.path)
+            self.task, model = loaded.task, loaded.model
         else:
             model, self.task = self._classifier_file(info)
         self.model = _on_device(model.eval(), self.device)
