@@ -140,3 +140,10 @@ def test_stage_keys_change_exactly_with_their_inputs(tmp_path: Path) -> None:
     assert c.frames == a.frames and c.dedup != a.dedup and c.scores["m"] != a.scores["m"]
     d = keys(mkey="m2")
     assert d.frames == a.frames and d.dedup == a.dedup and d.scores["m"] != a.scores["m"] and d.chain != a.chain
+
+
+@pytest.mark.parametrize("name", ["local_videos.yaml", "youtube_search.yaml"])
+def test_shipped_example_configs_validate(name: str) -> None:
+    p = Path(__file__).resolve().parents[2] / "configs" / "triage" / name
+    cfg = load_triage_config(p, warn=lambda s: None)
+    assert cfg.models and Path(cfg.folder).is_absolute()
