@@ -84,3 +84,39 @@ def test_check_target_defaults_and_errors() -> None:
         check_target(models, "x", None)
     with pytest.raises(ConfigError, match="--label: 'red' is not a label of model 'clf'"):
         check_target(models, "clf", "red")
+
+
+def test_vectorised_metrics_equal_brute_force_per_element() -> None:
+    from simreal.triage.ranking import Series, metrics
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 9, 200)
+    lengths[:3] = 0  # elements without frames
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    s = rng.uniform(0, 1, offsets[-1]).round(2)  # rounding makes ties
+    s[rng.uniform(size=s.size) < 0.1] = np.nan  # frames a model did not score
+    w = rng.integers(1, 4, s.size).astype(float)
+    vals = metrics(Series(offsets, np.arange(s.size, dtype=float), s, w), 0.5, 3)
+    for e in range(len(lengths)):
+        a, b = offsets[e], offsets[e + 1]
+        ok = ~np.isnan(s[a:b])
+        se, we = s[a:b][ok], w[a:b][ok]
+        top = np.sort(se)[::-1][:3]
+        assert vals["count"][e] == pytest.approx(we[se >= 0.5].sum())
+        assert vals["max"][e] == pytest.approx(se.max() if se.size else 0.0)
+        assert vals["topk-mean"][e] == pytest.approx(top.mean() if se.size else 0.0)
+        assert vals["fraction"][e] == pytest.approx(we[se >= 0.5].sum() / we.sum() if se.size else 0.0)
+        assert vals["best"][e] == (a + int(np.nanargmax(s[a:b])) if se.size else -1)
+
+
+def test_chain_index_round_trip_and_staleness(tmp_path) -> None:  # noqa: ANN001
+    from simreal.triage.results import ChainIndex
+
+    els = [_res("a", [0.6, 0.1]), _res("b", [0.9]), {"element": "c", "kind": "image", "frames": []}]
+    idx = ChainIndex.build(els)
+    idx.save(tmp_path / "index", stamp=7)
+    back = ChainIndex.load(tmp_path / "index", stamp=7)
+    assert back is not None and [e["element"] for e in back.elements] == ["a", "b", "c"]
+    assert back.offsets.tolist() == [0, 2, 3, 3]
+    assert back.series("m", "obj").s.tolist() == pytest.approx([0.6, 0.1, 0.9])
+    assert ChainIndex.load(tmp_path / "index", stamp=8) is None  # written for another state of the results

@@ -10,8 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from simreal.errors import ConfigError
 from simreal.runtime.io import atomic_write_json, atomic_write_text
@@ -72,6 +75,13 @@ def write_element(folder: Path, chain: str, result: dict[str, Any]) -> Path:
     p = chain_dir(folder, chain) / "elements" / f"{result['element']}.json"
     atomic_write_json(p, result, indent=None)
     return p
+
+
+def _json_or_none(p: Path) -> Any:
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def list_chains(folder: Path) -> list[dict[str, Any]]:
@@ -153,15 +163,115 @@ def ranking_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+INDEX_KEYS = ("element", "title", "kind", "duration", "source")
+
+
+@dataclass
+class ChainIndex:
+    """Every element of a chain in flat arrays (no per-frame dicts): what ranking and the viewer's lists
+    need, loaded in milliseconds for thousands of videos. Element e owns frames
+    ``[offsets[e], offsets[e + 1])``; ``scores[(model, label)]`` is NaN where a frame has no score."""
+
+    elements: list[dict[str, Any]]
+    offsets: np.ndarray
+    t: np.ndarray
+    i: np.ndarray
+    dups: np.ndarray
+    scores: dict[tuple[str, str], np.ndarray]
+    _series: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, results: list[dict[str, Any]]) -> ChainIndex:
+        els, t, i, dups, offsets = [], [], [], [], [0]
+        keys: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for r in results:
+            frames = r.get("frames", [])
+            files = next((f["file"] for f in frames if f.get("file")), None)
+            els.append({**{k: r.get(k) for k in INDEX_KEYS}, "fps": (r.get("sampling") or {}).get("fps"),
+                        "frames_dir": files.rsplit("/", 1)[0] if files else None})
+            for f in frames:
+                n = len(t)
+                t.append(f["t"])
+                i.append(f["i"])
+                dups.append(int(f.get("dups", 0)))
+                for model, sc in f.get("scores", {}).items():
+                    for label, v in sc.items():
+                        keys.setdefault((model, label), []).append((n, v))
+            offsets.append(len(t))
+        scores = {}
+        for key, pairs in keys.items():
+            arr = np.full(len(t), np.nan)
+            idx, vals = zip(*pairs, strict=True)
+            arr[list(idx)] = vals
+            scores[key] = arr
+        return cls(els, np.asarray(offsets, np.int64), np.asarray(t, np.float64), np.asarray(i, np.int64),
+                   np.asarray(dups, np.int64), scores)
+
+    def series(self, model: str, label: str) -> Any:
+        """The :class:`~simreal.triage.ranking.Series` of one model/label (cached with its sort)."""
+        from simreal.triage.ranking import Series
+
+        key = (model, label)
+        if key not in self._series:
+            s = self.scores.get(key, np.full(len(self.t), np.nan))
+            self._series[key] = Series(self.offsets, self.t, s, 1.0 + self.dups)
+        return self._series[key]
+
+    def save(self, path: Path, stamp: int) -> None:
+        arrays = {"offsets": self.offsets, "t": self.t, "i": self.i, "dups": self.dups}
+        labels = []
+        for n, (key, arr) in enumerate(self.scores.items()):
+            arrays[f"s{n}"] = arr.astype(np.float32)
+            labels.append(list(key))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        from simreal.runtime.io import atomic_write_bytes
+
+        atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue(), durable=False)
+        atomic_write_json(path.with_suffix(".json"), {"schema": "simreal.triage.index/1", "stamp": stamp,
+                                                      "labels": labels, "elements": self.elements}, indent=None)
+
+    @classmethod
+    def load(cls, path: Path, stamp: int) -> ChainIndex | None:
+        """The saved index if it was written for this state of the elements folder, else None."""
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            if meta.get("schema") != "simreal.triage.index/1" or meta.get("stamp") != stamp:
+                return None
+            with np.load(path.with_suffix(".npz")) as z:
+                scores = {(m, lab): z[f"s{n}"].astype(np.float64) for n, (m, lab) in enumerate(meta["labels"])}
+                return cls(meta["elements"], z["offsets"], z["t"], z["i"], z["dups"], scores)
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def elements_stamp(folder: Path, chain: str) -> int:
+    """Changes whenever an element result is added or replaced (the folder's mtime)."""
+    d = chain_dir(folder, chain) / "elements"
+    return d.stat().st_mtime_ns if d.is_dir() else 0
+
+
+def chain_index(folder: Path, chain: str) -> ChainIndex:
+    """The chain's index: the saved one when current, else built from the element results."""
+    stamp = elements_stamp(folder, chain)
+    return ChainIndex.load(chain_dir(folder, chain) / "index", stamp) or ChainIndex.build(load_elements(folder, chain))
+
+
 def write_chain_outputs(folder: Path, chain_meta: dict[str, Any], summary: dict[str, Any]) -> dict[str, Path]:
-    """chain.json, summary.json, frames.csv and the ranking of the chain's Rank settings."""
+    """chain.json, summary.json, frames.csv, the index and the ranking of the chain's Rank settings."""
     from simreal.triage.ranking import check_target, rank
 
     d = chain_dir(folder, chain_meta["id"])
-    results = load_elements(folder, chain_meta["id"])
+    stamp = elements_stamp(folder, chain_meta["id"])
+    old = _json_or_none(d / "chain.json") or {}
+    current = (_json_or_none(d / "index.json") or {}).get("stamp") == stamp and old.get("rank") == chain_meta["rank"]
     paths = {"chain": atomic_write_json(d / "chain.json", chain_meta),
-             "summary": atomic_write_json(d / "summary.json", summary),
-             "frames_csv": atomic_write_text(d / "frames.csv", frames_csv(results))}
+             "summary": atomic_write_json(d / "summary.json", summary)}
+    if current and (d / "frames.csv").is_file():  # no element changed since they were written: keep them
+        return paths
+    results = load_elements(folder, chain_meta["id"])
+    ChainIndex.build(results).save(d / "index", stamp)
+    paths["frames_csv"] = atomic_write_text(d / "frames.csv", frames_csv(results))
     if chain_meta["models"]:
         rk = chain_meta["rank"]
         model, label = check_target(chain_meta["models"], None, None)

@@ -9,6 +9,8 @@ from the request is ever used for it (``serve_sources=False`` turns that off).
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from simreal.errors import SimrealError
-from simreal.triage.ranking import METRICS, check_target, frame_series, metric
-from simreal.triage.results import list_chains, load_elements, resolve_chain
+from simreal.triage.ranking import METRICS, check_target, metrics, order
+from simreal.triage.results import ChainIndex, chain_index, elements_stamp, list_chains, load_elements, resolve_chain
 from simreal.triage.reviews import MARKS, link_at, load_reviews, reviewed_csv, save_mark
 from simreal.triage.selectors import media_path
 from simreal.triage.store import Store
@@ -27,7 +29,8 @@ STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self'; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
 SERVABLE = ("stages", "media")  # sub-folders whose files may be served
-SORT_KEYS = (*METRICS, "value", "title", "duration", "frames")
+SORT_KEYS = (*METRICS, "title", "duration", "frames")
+ELEMENT_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 def safe_file(folder: Path, rel: str) -> Path | None:
@@ -49,31 +52,30 @@ def safe_file(folder: Path, rel: str) -> Path | None:
 
 
 class ChainCache:
-    """Element results of a chain in memory, reloaded when its folder changes; frame series cached."""
+    """Each chain's :class:`ChainIndex` in memory, reloaded when its elements change."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.lock = threading.Lock()
-        self.data: dict[str, tuple[float, list[dict[str, Any]]]] = {}
-        self.series: dict[tuple[str, str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self.data: dict[str, tuple[int, ChainIndex]] = {}
 
-    def elements(self, chain: str) -> list[dict[str, Any]]:
-        d = self.folder / "results" / chain / "elements"
-        stamp = d.stat().st_mtime_ns if d.is_dir() else 0.0
+    def index(self, chain: str) -> ChainIndex:
+        stamp = elements_stamp(self.folder, chain)
         with self.lock:
             hit = self.data.get(chain)
             if hit is None or hit[0] != stamp:
-                self.data[chain] = (stamp, load_elements(self.folder, chain))
-                self.series = {k: v for k, v in self.series.items() if k[0] != chain}
+                self.data[chain] = (stamp, chain_index(self.folder, chain))
             return self.data[chain][1]
 
-    def frame_series(self, chain: str, model: str, label: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        els = self.elements(chain)
-        key = (chain, model, label)
-        with self.lock:
-            if key not in self.series:
-                self.series[key] = [frame_series(r, model, label) for r in els]
-            return self.series[key]
+    def element(self, chain: str, eid: str) -> dict[str, Any] | None:
+        """One element's full result (read from its file; ids are hex, never a path)."""
+        if not ELEMENT_ID.match(eid):
+            return None
+        p = self.folder / "results" / chain / "elements" / f"{eid}.json"
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
 
 def create_app(folder: str | Path, serve_sources: bool = True) -> Any:
@@ -124,62 +126,67 @@ def create_app(folder: str | Path, serve_sources: bool = True) -> Any:
         out = []
         for c in list_chains(root):
             out.append({"id": c["id"], "updated": c["updated"], "sampling": c["sampling"], "models": c["models"],
-                        "rank": c["rank"], "dedup": c.get("dedup"), "elements": len(cache.elements(c["id"]))})
+                        "rank": c["rank"], "dedup": c.get("dedup"), "elements": len(cache.index(c["id"]).elements)})
         return out
 
     @app.get("/api/elements")
     def elements(chain: str | None = None, model: str | None = None, label: str | None = None,
                  by: str = "count", threshold: float = Query(0.5, ge=0.0, le=1.0), k: int = Query(5, ge=1),
-                 sort: str | None = None, order: str = "desc", page: int = Query(1, ge=1),
+                 sort: str | None = None, order_: str = Query("desc", alias="order"), page: int = Query(1, ge=1),
                  per_page: int = Query(25, ge=1, le=500), q: str = "") -> Any:
         meta = chain_meta(chain)
         if by not in METRICS:
             raise HTTPException(status_code=422, detail=f"by: expected one of {', '.join(METRICS)}")
         sort = sort or by
-        if sort not in SORT_KEYS or order not in ("asc", "desc"):
+        if sort not in SORT_KEYS or order_ not in ("asc", "desc"):
             raise HTTPException(status_code=422, detail=f"sort: expected one of {', '.join(SORT_KEYS)}")
         try:
             model, label = check_target(meta["models"], model, label)
         except SimrealError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        els = cache.elements(meta["id"])
-        series = cache.frame_series(meta["id"], model, label)
+        idx = cache.index(meta["id"])
+        ser = idx.series(model, label)
+        vals = metrics(ser, threshold, k)
+        ids = [e["element"] for e in idx.elements]
+        needle = q.strip().lower()
+        keep = [e for e, el in enumerate(idx.elements) if not needle or needle in (el.get("title") or "").lower()
+                or needle in el["element"]]
+        counts = np.diff(ser.offsets)
+        if sort in METRICS:
+            pos = order(vals, sort, ids, descending=order_ == "desc")
+        else:
+            key = {"title": lambda e: ((idx.elements[e].get("title") or "").lower(), ids[e]),
+                   "duration": lambda e: (idx.elements[e].get("duration") or 0.0, ids[e]),
+                   "frames": lambda e: (int(counts[e]), ids[e])}[sort]
+            pos = sorted(range(len(ids)), key=key, reverse=order_ == "desc")
+        wanted = set(keep)
+        pos = [e for e in pos if e in wanted]
         marks = load_reviews(root)
         by_el: dict[str, list[dict[str, Any]]] = {}
         for m in marks.values():
             by_el.setdefault(m["element"], []).append(m)
-        rows = []
-        needle = q.strip().lower()
-        for r, (t, s, w) in zip(els, series, strict=True):
-            if needle and needle not in (r.get("title") or "").lower() and needle not in r["element"]:
-                continue
-            row = {m: metric(s, w, m, threshold, k) for m in METRICS}
-            row.update(element=r["element"], title=r.get("title"), kind=r["kind"], duration=r.get("duration"),
-                       frames=int(s.size), value=row[by])
-            rows.append((row, r, t, s, w))
-        rev = order == "desc"
-        if sort == "title":
-            rows.sort(key=lambda x: ((x[0]["title"] or "").lower(), x[0]["element"]), reverse=rev)
-        else:
-            rows.sort(key=lambda x: ((x[0][sort] or 0.0), x[0]["max"], x[0]["element"]), reverse=rev)
-        total = len(rows)
+        total = len(pos)
         start = (page - 1) * per_page
         out = []
-        for rank_i, (row, r, t, s, w) in enumerate(rows[start:start + per_page], start + 1):
-            best = int(np.argmax(s)) if s.size else None
-            files = {f["t"]: f.get("file") for f in r["frames"]}
-            row.update(rank=rank_i, t=t.tolist(), s=[round(float(v), 4) for v in s], d=(w - 1).astype(int).tolist(),
-                       thumb=files.get(float(t[best])) if best is not None else None,
-                       fps=r.get("sampling", {}).get("fps"),
-                       marks=[{"t": m["t"], "mark": m["mark"], "note": m["note"]} for m in by_el.get(r["element"], [])])
-            out.append(row)
+        for rank_i, e in enumerate(pos[start:start + per_page], start + 1):
+            el = idx.elements[e]
+            a, b = int(ser.offsets[e]), int(ser.offsets[e + 1])
+            best = int(vals["best"][e])
+            thumb = f"{el['frames_dir']}/{int(idx.i[best]):06d}.jpg" if best >= 0 and el.get("frames_dir") else None
+            out.append({**{m: float(vals[m][e]) for m in METRICS}, "value": float(vals[by][e]), "rank": rank_i,
+                        "element": el["element"], "title": el.get("title"), "kind": el["kind"],
+                        "duration": el.get("duration"), "fps": el.get("fps"), "frames": b - a,
+                        "t": ser.t[a:b].tolist(), "s": [round(float(v), 4) for v in np.nan_to_num(ser.s[a:b])],
+                        "d": idx.dups[a:b].tolist(), "thumb": thumb,
+                        "marks": [{"t": m["t"], "mark": m["mark"], "note": m["note"]}
+                                  for m in by_el.get(el["element"], [])]})
         return {"chain": meta["id"], "model": model, "label": label, "by": by, "threshold": threshold, "k": k,
-                "sort": sort, "order": order, "page": page, "per_page": per_page, "total": total, "rows": out}
+                "sort": sort, "order": order_, "page": page, "per_page": per_page, "total": total, "rows": out}
 
     @app.get("/api/element/{eid}")
     def element(eid: str, chain: str | None = None) -> Any:
         meta = chain_meta(chain)
-        r = next((x for x in cache.elements(meta["id"]) if x["element"] == eid), None)
+        r = cache.element(meta["id"], eid)
         if r is None:
             raise not_found()
         marks = [m for m in load_reviews(root).values() if m["element"] == eid]
@@ -199,7 +206,7 @@ def create_app(folder: str | Path, serve_sources: bool = True) -> Any:
         if mark not in (*MARKS, None):
             raise HTTPException(status_code=422, detail=f"mark: expected one of {', '.join(MARKS)} or null")
         meta = chain_meta(body.get("chain"))
-        r = next((x for x in cache.elements(meta["id"]) if x["element"] == eid), None)
+        r = cache.element(meta["id"], eid)
         if r is None or not any(abs(f["t"] - t) < 1e-3 for f in r["frames"]):
             raise HTTPException(status_code=404, detail="no such element frame")
         note = str(body.get("note") or "")[:5000]
@@ -215,7 +222,7 @@ def create_app(folder: str | Path, serve_sources: bool = True) -> Any:
     @app.get("/export/reviewed.csv")
     def export_csv(chain: str | None = None) -> Any:
         meta = chain_meta(chain)
-        res = {r["element"]: r for r in cache.elements(meta["id"])}
+        res = {r["element"]: r for r in load_elements(root, meta["id"])}
         return Response(reviewed_csv(root, res), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="reviewed.csv"'})
 
