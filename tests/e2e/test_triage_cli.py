@@ -123,6 +123,9 @@ def test_triage_finds_the_object_videos_and_the_spans(world: dict[str, Any], ref
     out = capsys.readouterr().out
     assert "7 done (7 already done), 0 skipped, 1 failed" in out and "simreal view" in out
     assert _snapshot(reference / "stages") | _snapshot(elements_dir) == before
+    assert main(["triage", "status", str(reference)]) == 0
+    status = capsys.readouterr().out
+    assert "8 elements, 1 chain(s)" in status and "failed frames-" in status and "broken.mp4: cannot open" in status
     # rank from the command line by another metric
     assert main(["triage", "rank", str(reference), "--by", "max", "--json"]) == 0
     rk = json.loads(capsys.readouterr().out)
@@ -261,6 +264,14 @@ def test_dropped_frames_score_the_same_and_export_identically(world: dict[str, A
     (ia,), (ib,) = Dataset.open(a).images, Dataset.open(b).images
     assert (a / ia["file_name"]).read_bytes() == (b / ib["file_name"]).read_bytes()  # re-extracted == kept
     (reference / "reviews.json").unlink()
+    # frames wanted after all: decoded again, scores not recomputed
+    scored = {k: v for k, v in _done_tasks(folder).items() if k[0].startswith("score")}
+    assert main(["triage", "run", str(folder.parent / "dropped.yaml"), "--workers", "0", "--keep-frames", "-q"]) == 0
+    assert {k: v for k, v in _done_tasks(folder).items() if k[0].startswith("score")} == scored
+    got = _elements(folder)
+    for name in want:
+        assert [(folder / f["file"]).read_bytes() for f in got[name]["frames"]] == [
+            (reference / f["file"]).read_bytes() for f in want[name]["frames"]]
 
 
 def test_review_marks_become_a_dataset_that_trains(world: dict[str, Any], reference: Path, tmp_path: Path,

@@ -133,8 +133,9 @@ def status_cmd(folder: Path = typer.Argument(..., help="A triage folder.")) -> N
     from simreal.triage.store import Store
 
     with Store(folder, readonly=True) as st:
-        n_el = len(st.elements())
+        els = {e["id"]: e for e in st.elements()}
         rows = list(st.tasks())
+    n_el = len(els)
     chains = list_chains(folder)
     typer.echo(f"{folder}: {n_el} elements, {len(chains)} chain(s)")
     for c in chains:
@@ -146,7 +147,8 @@ def status_cmd(folder: Path = typer.Argument(..., help="A triage folder.")) -> N
                    f"{', '.join(c['models']) or '-'}  done {len(s.get('done', []))}  failed {len(s.get('failed', []))}")
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed[:20]:
-        typer.echo(f"  failed {r['stage']} {r['input']}: {r['error']}")
+        src = els.get(r["input"], {}).get("source", "")
+        typer.echo(f"  failed {r['stage']} {r['input']} {src}: {r['error']}")
 
 
 def register(root: typer.Typer) -> None:

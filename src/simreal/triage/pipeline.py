@@ -137,6 +137,8 @@ class _Driver:
         fmeta = read_frames_meta(self.frames_dir(eid), need_images=False)
         if fmeta is not None:
             self._adopt(self.keys.frames, eid, self.frames_dir(eid))
+            if self.cfg.keep_frames and not fmeta.get("images"):
+                fmeta = None  # frames were dropped by an earlier run and are wanted now: decode them again
         dedup_out = None
         if self.keys.dedup is not None:
             dedup_out = _read_json(self.dedup_path(eid), "simreal.triage.dedup/1")
@@ -153,7 +155,7 @@ class _Driver:
         specs = {m.spec.key: m.spec for m in missing}
         return {"eid": eid, "kind": el["kind"], "path": str(media_path(el, self.folder)),
                 "frames": self.cfg.frames.model_dump(mode="json"), "frames_dir": str(self.frames_dir(eid)),
-                "frames_done": fmeta is not None, "write_images": self.cfg.keep_frames,
+                "frames_done": fmeta is not None and bool(fmeta.get("images")), "write_images": self.cfg.keep_frames,
                 "dedup": self.cfg.dedup.model_dump(mode="json") if self.cfg.dedup else None,
                 "dedup_path": str(self.dedup_path(eid)) if self.keys.dedup else None, "dedup_out": dedup_out,
                 "specs": [{"size": list(s.size), "channels": s.channels, "resize_short": s.resize_short,

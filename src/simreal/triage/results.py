@@ -36,8 +36,9 @@ def assemble(element: dict[str, Any], frames_meta: dict[str, Any], frames_rel: s
     kept = set(dedup["kept"]) if dedup is not None else None
     dups: dict[int, int] = {}
     if dedup is not None:
-        for _, j in dedup["dup_of"].items():
-            dups[int(j)] = dups.get(int(j), 0) + 1
+        for k, j in dedup["dup_of"].items():
+            if kept is not None and int(k) not in kept:  # with dry: true duplicates stay frames of their own
+                dups[int(j)] = dups.get(int(j), 0) + 1
     frames = []
     for f in frames_meta["frames"]:
         i = f["i"]
