@@ -84,16 +84,22 @@ class SearchSelect(StrictModel):
 
 
 class LocalSelector(StrictModel):
+    """`select: {name: Local, config: ...}` — local files and folders."""
+
     name: Literal["Local"] = Field(description="selector name")
     config: LocalSelect = Field(description="selector options")
 
 
 class UrlsSelector(StrictModel):
+    """`select: {name: Urls, config: ...}` — a list of URLs through yt-dlp."""
+
     name: Literal["Urls"] = Field(description="selector name")
     config: UrlsSelect = Field(description="selector options")
 
 
 class SearchSelector(StrictModel):
+    """`select: {name: Search, config: ...}` — a platform search through yt-dlp."""
+
     name: Literal["Search"] = Field(description="selector name")
     config: SearchSelect = Field(description="selector options")
 
@@ -205,21 +211,29 @@ class RankConfig(StrictModel):
 
 
 class FramesStage(StrictModel):
+    """`{name: Frames, config: ...}` — frame sampling (PyAV)."""
+
     name: Literal["Frames"] = Field(description="stage name")
     config: FramesConfig = Field(default_factory=FramesConfig, description="stage options")
 
 
 class DedupStage(StrictModel):
+    """`{name: Dedup, config: ...}` — near-duplicate frame removal (ImageHash)."""
+
     name: Literal["Dedup"] = Field(description="stage name")
     config: DedupConfig = Field(default_factory=DedupConfig, description="stage options")
 
 
 class ScoreStage(StrictModel):
+    """`{name: Score, config: ...}` — scoring with one or more models."""
+
     name: Literal["Score"] = Field(description="stage name")
     config: ScoreConfig = Field(description="stage options")
 
 
 class RankStage(StrictModel):
+    """`{name: Rank, config: ...}` — the ranked summary."""
+
     name: Literal["Rank"] = Field(description="stage name")
     config: RankConfig = Field(default_factory=RankConfig, description="stage options")
 
