@@ -6,6 +6,8 @@ media sniffing by content."""
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -162,3 +164,22 @@ def test_media_kind_by_extension_and_by_content(tmp_path: Path, videos: dict[str
     assert media_kind(videos["h264"], extensions=(".png",)) is None
     assert sniff(b"\x00\x00\x00\x1cftypavif" + bytes(20)) is None  # AVIF stills are not videos
     assert sniff(bytes([0x47]) + bytes(187) + bytes([0x47]) + bytes(20)) == "video"  # MPEG-TS
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None,
+                    reason="needs Debian's ffmpeg to tag a rotation (.ci/run installs it)")
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_phone_videos_come_out_upright_as_ffmpeg_shows_them(videos: dict[str, Path], tmp_path: Path,
+                                                            angle: int) -> None:
+    rot = tmp_path / f"r{angle}.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(videos["h264"]), "-c", "copy",
+                    "-metadata:s:v:0", f"rotate={angle}", str(rot)], check=True)
+    ref = tmp_path / "ref.png"  # ffmpeg applies the display matrix (autorotate) when decoding
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(rot), "-vf", r"select=eq(n\,30)",
+                    "-frames:v", "1", str(ref)], check=True)
+    with VideoSampler(rot, FramesConfig(fps=1, start=3.0, max_frames=1)) as s:
+        (_, img), = list(s)
+        assert (s.info.width, s.info.height) == img.size
+    want = np.asarray(Image.open(ref).convert("RGB"), dtype=np.int16)
+    assert img.size == (want.shape[1], want.shape[0])
+    assert np.abs(np.asarray(img, dtype=np.int16) - want).mean() < 2.0

@@ -66,6 +66,15 @@ def shrink(img: Image.Image, max_side: int | None) -> Image.Image:
     return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BILINEAR)
 
 
+def upright(img: Image.Image, rotation: float | None) -> Image.Image:
+    """A frame turned as its display matrix says (phone videos), as players and ffmpeg show it:
+    ``rotation`` is the counter-clockwise angle in degrees (PyAV's ``VideoFrame.rotation``)."""
+    turn = int(round((rotation or 0) / 90.0)) % 4
+    if turn == 0:
+        return img
+    return img.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)[turn - 1])
+
+
 def jpeg_roundtrip(img: Image.Image, quality: int) -> tuple[bytes, Image.Image]:
     """JPEG bytes of ``img`` and the image decoded back from them (what every later stage sees)."""
     buf = io.BytesIO()
@@ -182,10 +191,9 @@ class VideoSampler:
                     return  # end of stream
                 t, frame = found
                 last_out = t
-                img = frame.to_image()
-                if not self.info.width:
-                    self.info.width, self.info.height = img.size
-                yield t, shrink(img, self.cfg.max_side)
+                img = shrink(upright(frame.to_image(), getattr(frame, "rotation", 0)), self.cfg.max_side)
+                self.info.width, self.info.height = img.size  # of the frames as stored and shown
+                yield t, img
         except av.error.FFmpegError as exc:
             raise MediaError(f"{self.path}: cannot decode ({_reason(exc)})") from None
 
