@@ -49,7 +49,8 @@ def cache_dir() -> Path:
 
 
 def make_videos(n: int, seconds: int) -> list[Path]:
-    """ffmpeg testsrc2 (moving pattern, counters) with temporal film grain, x264 veryfast, crf 23."""
+    """ffmpeg testsrc2 (moving pattern, counters) with light temporal film grain, x264 veryfast, crf 26
+    (about the bitrate of a 360p web video)."""
     d = cache_dir() / f"{n}x{seconds}s_640x360_30"
     d.mkdir(parents=True, exist_ok=True)
     out = []
@@ -59,8 +60,8 @@ def make_videos(n: int, seconds: int) -> list[Path]:
             tmp = p.with_suffix(".tmp.mp4")
             subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                             f"testsrc2=size=640x360:rate=30:duration={seconds}", "-vf",
-                            f"hue=h={i * 17 % 360},noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "veryfast",
-                            "-crf", "23", "-pix_fmt", "yuv420p", str(tmp)], check=True)
+                            f"hue=h={i * 17 % 360},noise=alls=5:allf=t", "-c:v", "libx264", "-preset", "veryfast",
+                            "-crf", "26", "-pix_fmt", "yuv420p", str(tmp)], check=True)
             tmp.rename(p)
         out.append(p)
     return out
