@@ -5,7 +5,6 @@ folders in the exact format ``simreal train`` writes."""
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +45,17 @@ def object_at(t: float, seed: int) -> tuple[int, int]:
 def make_video(path: Path, duration: float, spans: list[tuple[float, float]], seed: int, fps: int = 10,
                codec: str = "libx264") -> Path:
     """Encode a video whose object is visible exactly during ``spans`` (seconds)."""
-    import av
+    from simreal.triage.encode import encode_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format=None if path.suffix else "mp4") as out:
-        st = out.add_stream(codec, rate=Fraction(fps))
-        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
-        if codec == "libx264":
-            st.options = {"preset": "ultrafast", "g": str(fps * 2)}
+
+    def frames():  # noqa: ANN202
         for n in range(int(round(duration * fps))):
             t = n / fps
             inside = any(a <= t < b for a, b in spans)
-            frame = av.VideoFrame.from_ndarray(scene(seed, t, object_at(t, seed) if inside else None), format="rgb24")
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return path
+            yield scene(seed, t, object_at(t, seed) if inside else None)
+
+    return encode_video(path, frames(), fps, codec, gop=fps * 2)
 
 
 def training_images(root: Path, n: int, seed: int) -> Path:
