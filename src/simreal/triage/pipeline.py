@@ -204,123 +204,131 @@ class _Driver:
 
     # execution ---------------------------------------------------------------------
     def execute(self, elements: list[dict[str, Any]], jobs: dict[str, dict[str, Any]]) -> None:
+        """Run the jobs: decoding workers stream frames here, they go on to each model's scorer, and
+        every element's outputs are written and recorded as soon as all its frames are scored."""
         from simreal.runtime.device import resolve_device
         from simreal.triage.procs import Workers
 
         resolve_device(self.cfg.device, "device")  # only now: a rerun with nothing to do never imports torch
-        by_id = {el["id"]: el for el in elements}
+        cfg = self.cfg
+        self.by_id = {el["id"]: el for el in elements}
         needed = {n for j in jobs.values() for n in j["missing"]}
         self.active = [m for m in self.models if m.name in needed]
         index = {m.name: k for k, m in enumerate(self.active)}
-        cfg = self.cfg
         workers = cfg.workers if cfg.workers is not None else (os.cpu_count() or 1)
         score_threads = max(1, ((os.cpu_count() or 1) - max(workers, 1)) // max(1, len(self.active)))
-        pool = Workers(self.active, workers, cfg.batch_size, cfg.device, cfg.executor, cfg.address, score_threads)
+        self.pool = Workers(self.active, workers, cfg.batch_size, cfg.device, cfg.executor, cfg.address,
+                            score_threads)
         queue_ = list(jobs.values())
-        pending: dict[str, _Pending] = {}
+        self.pending: dict[str, _Pending] = {}
         # Ray's executor bounds the work in flight itself: give it every job at once, then say there are no more
         limit = len(queue_) if cfg.executor == "ray" else max(1, workers) * 2 + 1
-        prog = make_progress("", disable=not self.progress)  # rates per row: elements/s, frames/s
+        self.prog = make_progress("", disable=not self.progress)  # rates per row: elements/s, frames/s
         ok = False
         try:
-            with prog:
-                t_el = prog.add_task("elements", total=len(jobs))
-                t_fr = prog.add_task("frames scored", total=None)
-                while queue_ or pending:
-                    while queue_ and len(pending) < limit:
+            with self.prog:
+                self.t_el = self.prog.add_task("elements", total=len(jobs))
+                self.t_fr = self.prog.add_task("frames scored", total=None)
+                while queue_ or self.pending:
+                    while queue_ and len(self.pending) < limit:
                         job = queue_.pop(0)
                         job["chunk"] = cfg.batch_size if workers == 0 else 16
                         ks = [index[n] for n in job["missing"]]
-                        pending[job["eid"]] = _Pending(job, ks, {k: 0 for k in ks}, {k: {} for k in ks})
-                        pool.submit(job)
+                        self.pending[job["eid"]] = _Pending(job, ks, {k: 0 for k in ks}, {k: {} for k in ks})
+                        self.pool.submit(job)
                         if not queue_:
-                            pool.no_more_jobs()
-                    msg = pool.next_event()
+                            self.pool.no_more_jobs()
+                    msg = self.pool.next_event()
                     if msg is None:
-                        for pid, code in pool.dead_workers():
-                            for eid, st in list(pending.items()):
-                                if st.pid == pid:
-                                    self._fail(pending, eid, "frames", f"decoding worker died (exit code {code})")
-                                    prog.advance(t_el)
-                        continue
-                    kind = msg[0]
-                    if kind == "fatal":
-                        raise SimrealError(f"triage: {msg[2]}")
-                    if kind == "ready":
-                        self.log.info("model %s on %s", self.active[msg[1]].name, msg[2])
-                        continue
-                    if kind == "scores":
-                        k = msg[1]
-                        touched = set()
-                        for eid, i, r in msg[2]:
-                            st = pending.get(eid)
-                            if st is not None:
-                                st.got[k][i] = r
-                                touched.add(eid)
-                        prog.advance(t_fr, len(msg[2]) / max(1, len(self.active)))
-                        self.out.frames_scored += len(msg[2])
-                        for eid in touched:
-                            if self._maybe_finish(pending, eid, by_id):
-                                prog.advance(t_el)
-                        continue
-                    eid = msg[1]
-                    st = pending.get(eid)
-                    if st is None:
-                        continue
-                    if kind == "start":
-                        st.pid = msg[2]
-                    elif kind == "chunk":
-                        for k in st.models:
-                            key = self.active[k].spec.key
-                            part = [(i, arrs[key]) for i, arrs in msg[2]]
-                            st.sent[k] += len(part)
-                            pool.score(k, eid, part)
-                    elif kind == "frames":
-                        st.frames_meta = msg[2]
-                        if msg[3]:
-                            self.out.frames_decoded += len(msg[2]["frames"])
-                            self.store.record(self.keys.frames, eid, DONE,
-                                              output=str(self.frames_dir(eid).relative_to(self.folder)),
-                                              info={k: msg[2].get(k) for k in ("decoded", "seeks", "duration")} |
-                                              {"frames": len(msg[2]["frames"])}, seconds=msg[2].get("seconds"))
-                    elif kind == "dedup":
-                        if msg[3]:
-                            assert self.keys.dedup is not None
-                            self.store.record(self.keys.dedup, eid, DONE,
-                                              output=str(self.dedup_path(eid).relative_to(self.folder)),
-                                              info={"kept": len(msg[2]["kept"])})
-                    elif kind == "end":
-                        st.ended = True
-                        if self._maybe_finish(pending, eid, by_id):
-                            prog.advance(t_el)
-                    elif kind == "error":
-                        stage = {"frames": self.keys.frames, "dedup": self.keys.dedup}.get(msg[2]) or self.keys.frames
-                        self._fail(pending, eid, stage, msg[3])
-                        prog.advance(t_el)
+                        self._check_workers()
+                    else:
+                        self._on_message(msg)
             ok = True
         finally:
-            pool.close(terminate=not ok)
+            self.pool.close(terminate=not ok)
 
-    def _fail(self, pending: dict[str, _Pending], eid: str, stage: str, reason: str) -> None:
-        pending.pop(eid, None)
+    def _check_workers(self) -> None:
+        for pid, code in self.pool.dead_workers():
+            for eid, st in list(self.pending.items()):
+                if st.pid == pid:
+                    self._fail(eid, self.keys.frames, f"decoding worker died (exit code {code})")
+
+    def _on_message(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "fatal":
+            raise SimrealError(f"triage: {msg[2]}")
+        if kind == "ready":
+            self.log.info("model %s on %s", self.active[msg[1]].name, msg[2])
+        elif kind == "scores":
+            self._on_scores(msg[1], msg[2])
+        elif msg[1] in self.pending:
+            getattr(self, f"_on_{kind}")(self.pending[msg[1]], *msg[1:])
+
+    def _on_start(self, st: _Pending, eid: str, pid: int) -> None:
+        st.pid = pid
+
+    def _on_chunk(self, st: _Pending, eid: str, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        for k in st.models:
+            key = self.active[k].spec.key
+            part = [(i, arrs[key]) for i, arrs in chunk]
+            st.sent[k] += len(part)
+            self.pool.score(k, eid, part)
+
+    def _on_frames(self, st: _Pending, eid: str, meta: dict[str, Any], written: bool) -> None:
+        st.frames_meta = meta
+        if written:
+            self.out.frames_decoded += len(meta["frames"])
+            info = {k: meta.get(k) for k in ("decoded", "seeks", "duration")} | {"frames": len(meta["frames"])}
+            self.store.record(self.keys.frames, eid, DONE, output=str(self.frames_dir(eid).relative_to(self.folder)),
+                              info=info, seconds=meta.get("seconds"))
+
+    def _on_dedup(self, st: _Pending, eid: str, out: dict[str, Any], written: bool) -> None:
+        if written:
+            assert self.keys.dedup is not None
+            self.store.record(self.keys.dedup, eid, DONE, output=str(self.dedup_path(eid).relative_to(self.folder)),
+                              info={"kept": len(out["kept"])})
+
+    def _on_end(self, st: _Pending, eid: str, sent: int) -> None:
+        st.ended = True
+        self._maybe_finish(eid)
+
+    def _on_error(self, st: _Pending, eid: str, stage: str, reason: str) -> None:
+        key = {"frames": self.keys.frames, "dedup": self.keys.dedup}.get(stage) or self.keys.frames
+        self._fail(eid, key, reason)
+
+    def _on_scores(self, k: int, items: list[tuple[str, int, dict[str, Any]]]) -> None:
+        touched = set()
+        for eid, i, r in items:
+            st = self.pending.get(eid)
+            if st is not None:
+                st.got[k][i] = r
+                touched.add(eid)
+        self.prog.advance(self.t_fr, len(items) / max(1, len(self.active)))
+        self.out.frames_scored += len(items)
+        for eid in touched:
+            self._maybe_finish(eid)
+
+    def _fail(self, eid: str, stage: str, reason: str) -> None:
+        self.pending.pop(eid, None)
         self.store.record(stage, eid, FAILED, error=reason)
         el = self.store.element(eid)
         self.out.failed.append((el["source"] if el else eid, reason))
         self.log.warning("failed %s: %s", eid, reason)
+        self.prog.advance(self.t_el)
 
-    def _maybe_finish(self, pending: dict[str, _Pending], eid: str, by_id: dict[str, dict[str, Any]]) -> bool:
-        st = pending[eid]
+    def _maybe_finish(self, eid: str) -> None:
+        st = self.pending[eid]
         if not st.ended or any(len(st.got[k]) < st.sent[k] for k in st.models):
-            return False
+            return
         for k in st.models:
             self.write_scores(st, k, eid)
-        self.write_result(by_id[eid])
-        pending.pop(eid)
+        self.write_result(self.by_id[eid])
+        self.pending.pop(eid)
         self.out.done.append(eid)
         n = len(st.frames_meta["frames"]) if st.frames_meta else 0
-        self.log.info("done %s (%s): %d frames in %.2fs", eid, by_id[eid].get("title"), n,
+        self.log.info("done %s (%s): %d frames in %.2fs", eid, self.by_id[eid].get("title"), n,
                       time.perf_counter() - st.t0)
-        return True
+        self.prog.advance(self.t_el)
 
 
 def _check_folder(folder: Path) -> None:
