@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .triage_helpers import make_video, object_at, scene, train_classifier
+from .triage_helpers import make_video, object_at, saved_run, scene, train_classifier
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -63,9 +63,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     clf = train_classifier(d)
+    det = saved_run(d / "det", "detect", "squeezedet_tiny", (32, 48), ["canister"],
+                    extra="detect: {num_anchors: 2, keep_threshold: 0.0}",
+                    task_state={"fitted_anchors": [[10.0, 12.0], [20.0, 22.0]]})
     folder = d / "triage"
     chain = [{"name": "Frames", "config": {"fps": 1}},
-             {"name": "Score", "config": {"models": [{"run": str(clf), "name": "clf"}]}}]
+             {"name": "Score", "config": {"models": [{"run": str(clf), "name": "clf"},
+                                                     {"run": str(det), "name": "det", "box_threshold": 0.0,
+                                                      "max_boxes": 3}]}}]
     run({"folder": str(folder), "select": {"name": "Local", "config": {"paths": [str(media)]}}, "analyse": chain,
          "workers": 0}, progress=False)
     web = f"http://127.0.0.1:{httpd.server_address[1]}/page.html"
@@ -212,6 +217,28 @@ def test_untrusted_titles_are_text_and_run_nothing(page: Any, site: dict[str, An
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__pwned") is None
     assert page.eval_on_selector_all("img[src='x'], script:not([src])", "els => els.length") == 0
+
+
+def test_frame_panel_draws_the_detector_boxes(page: Any, site: dict[str, Any]) -> None:
+    pos = site["results"]["pos.mp4"]
+    page.select_option("#model", "det")
+    page.wait_for_function("() => location.hash.includes('model=det')")
+    page.wait_for_selector(f".row[data-element='{pos['element']}'] canvas")
+    _set_threshold(page, 0.0)
+    page.locator(f".row[data-element='{pos['element']}'] canvas").click(position={"x": 3, "y": 10})
+    page.wait_for_selector("#panel:not([hidden])")
+    page.wait_for_function("() => document.querySelectorAll('#p-boxes .box').length > 0")
+    boxes = pos["frames"][0]["boxes"]["det"]
+    drawn = page.eval_on_selector_all("#p-boxes .box", """bs => bs.map(b => [parseFloat(b.style.left),
+        parseFloat(b.style.top), parseFloat(b.style.width), parseFloat(b.style.height), b.textContent])""")
+    scale = page.eval_on_selector("#p-img", "e => e.clientWidth / e.naturalWidth")
+    assert len(drawn) == len(boxes) == 3
+    for d, b in zip(drawn, boxes, strict=True):
+        x1, y1, x2, y2 = b["box"]
+        assert d[:4] == pytest.approx([x1 * scale, y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale], abs=0.5)
+        assert d[4] == f"canister {b['score']:.2f}"
+    _set_threshold(page, 1.0)  # boxes under the threshold disappear
+    assert page.eval_on_selector_all("#p-boxes .box", "bs => bs.length") == sum(b["score"] >= 1.0 for b in boxes)
 
 
 def _status(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:

@@ -228,6 +228,7 @@ function bind() {
     S.threshold = parseFloat(e.target.value);
     $("threshold-value").textContent = S.threshold.toFixed(2);
     repaintAll();
+    drawBoxes();
     clearTimeout(reloadTimer); reloadTimer = setTimeout(load, 200);
   });
   $("prev").addEventListener("click", () => { if (S.page > 1) { S.page--; load(); } });
