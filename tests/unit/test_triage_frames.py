@@ -72,14 +72,15 @@ def expected(fps: float, seconds: float, start: float = 0.0) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("codec, fps, seek", [("h264", 1.0, "never"), ("h264", 2.5, "never"),
-                                              ("h264", 0.3, "never"), ("h264", 0.3, "always"),
-                                              ("h264", 25.0, "never"), ("vp9", 0.5, "auto"), ("mpeg4", 3.0, "auto")])
+@pytest.mark.parametrize("codec, fps, seek, threads", [
+    ("h264", 1.0, "never", 1), ("h264", 2.5, "never", 1), ("h264", 0.3, "never", 1), ("h264", 0.3, "always", 1),
+    ("h264", 25.0, "never", 1), ("h264", 1.0, "never", 3), ("h264", 0.3, "auto", 3), ("vp9", 0.5, "auto", 1),
+    ("vp9", 1.0, "never", 2), ("mpeg4", 3.0, "auto", 1)])
 def test_samples_are_first_frames_at_targets_with_true_times(videos: dict[str, Path], codec: str, fps: float,
-                                                            seek: str) -> None:
+                                                            seek: str, threads: int) -> None:
     path = videos[codec]
     seconds = 12 if codec == "h264" else 6
-    with VideoSampler(path, FramesConfig(fps=fps, seek=seek)) as s:  # type: ignore[arg-type]
+    with VideoSampler(path, FramesConfig(fps=fps, seek=seek), threads) as s:  # type: ignore[arg-type]
         got = [(t, read_code(img)) for t, img in s]
         if codec == "h264" and fps <= 1.0 and seek == "never":  # non-reference B-frames between samples skipped
             assert s.info.decoded < seconds * NATIVE * 0.85

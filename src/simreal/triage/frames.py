@@ -99,6 +99,8 @@ class VideoSampler:
         self.stream = videos[0]
         cc = self.stream.codec_context
         cc.thread_count = max(1, int(threads))
+        if threads > 1:
+            self.stream.thread_type = "AUTO"  # frame and slice threads: one long video uses every core
         self.tb = Fraction(self.stream.time_base) if self.stream.time_base else Fraction(1, 1)
         self.t0 = self.stream.start_time if self.stream.start_time is not None else 0
         dur = None

@@ -220,6 +220,8 @@ class _Driver:
         self.pool = Workers(self.active, workers, cfg.batch_size, cfg.device, cfg.executor, cfg.address,
                             score_threads)
         queue_ = list(jobs.values())
+        # fewer videos than workers (one long video, say): give each decoder the idle cores as threads
+        threads = max(1, (os.cpu_count() or 1) // max(1, min(max(workers, 1), len(queue_))))
         self.pending: dict[str, _Pending] = {}
         # Ray's executor bounds the work in flight itself: give it every job at once, then say there are no more
         limit = len(queue_) if cfg.executor == "ray" else max(1, workers) * 2 + 1
@@ -233,6 +235,7 @@ class _Driver:
                     while queue_ and len(self.pending) < limit:
                         job = queue_.pop(0)
                         job["chunk"] = cfg.batch_size if workers == 0 else 16
+                        job["threads"] = threads
                         ks = [index[n] for n in job["missing"]]
                         self.pending[job["eid"]] = _Pending(job, ks, {k: 0 for k in ks}, {k: {} for k in ks})
                         self.pool.submit(job)
