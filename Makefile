@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
 	# face-recognition-models is a ~100 MB sdist: pip builds its wheel once and reuses it from ~/.cache/pip.
-	$(BIN)/python -m pip install -q -e ".[ray,test,people,faces,denoise]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[ray,test,people,faces,denoise,triage]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 # Debian tools the faces stage and its tests use: espeak-ng + sox (speech), chromium (review page test),
