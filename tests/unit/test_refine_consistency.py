@@ -147,3 +147,43 @@ def test_consistency_keeps_the_class_where_plain_cyclegan_loses_it() -> None:
         kept[name] = float((pred == y).mean())
     assert kept["plain"] <= 0.6, kept  # bright class-1 digits turned dark: the class is lost
     assert kept["sc"] >= 0.95, kept
+
+
+def _exact_gaussian(n: int, mean: np.ndarray, std: np.ndarray, seed: int) -> np.ndarray:
+    """n samples whose empirical mean and (ddof=1) covariance are exactly ``mean`` and diag(std**2)."""
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    z -= z.mean(0)
+    w = np.linalg.cholesky(np.cov(z, rowvar=False))
+    z = z @ np.linalg.inv(w).T  # whitened: covariance exactly I
+    return z * std + mean
+
+
+def test_task_space_fid_equals_the_closed_form_on_gaussian_features() -> None:
+    from simreal.refine.select import task_features, task_scores
+
+    class Features(nn.Module):  # a "task model" whose pooled features are its input
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x[:, :2], x
+
+    m1, s1 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.5, 2.0])
+    m2, s2 = np.array([1.0, 1.0, 0.0]), np.array([2.0, 0.5, 1.0])
+    a, b = _exact_gaussian(400, m1, s1, 0), _exact_gaussian(300, m2, s2, 1)
+    fa = task_features(Features(), torch.from_numpy(a).split(64))
+    fb = task_features(Features(), torch.from_numpy(b).split(64))
+    assert np.allclose(fa, a)
+    # diagonal covariances: ||m1 - m2||^2 + sum (s1 - s2)^2 = 5 + 2 = 7
+    closed = float(((m1 - m2) ** 2).sum() + ((s1 - s2) ** 2).sum())
+    scores = task_scores(fa, fb)
+    assert scores["task_fid"] == pytest.approx(closed, rel=1e-6)
+    assert task_scores(fa, fa)["task_fid"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["task_kid"] > task_scores(fa, _exact_gaussian(300, m1, s1, 2))["task_kid"]
+
+
+def test_spearman_matches_ranks() -> None:
+    from simreal.refine.select import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 1, 0, -5]) == pytest.approx(-1.0)
+    # 1 - 6 sum d^2 / (n (n^2 - 1)) with ranks (1,2,3,4) vs (2,1,4,3): d^2 = 4 -> 0.6
+    assert spearman([1, 2, 3, 4], [2, 1, 4, 3]) == pytest.approx(0.6)
+    assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
