@@ -16,9 +16,11 @@ from simreal.config import load_config
 from simreal.datasets import Dataset, encode_image
 from simreal.errors import RunError
 from simreal.refine.config import RefinerConfig
+from simreal.refine.consistency import RunConsistency
 from simreal.refine.data import ImageSet, resolve_channels, to_uint8
 from simreal.refine.models import RefinerModel, build_model, model_summary
 from simreal.refine.run import RUN_KIND
+from simreal.refine.select import CheckpointScorer
 from simreal.runtime.progress import close_logger, make_progress
 from simreal.runtime.runstore import RUN_JSON, RunStore
 from simreal.runtime.seeding import sample_rng, sample_seed
@@ -36,13 +38,47 @@ def sample_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
 
 
 VOLATILE = ("train.threads", "train.log_every", "train.num_samples", "train.keep_checkpoints", "data.cache_mb",
-            "crops.feather", "crops.mask_dilate", "crops.reinsert", "device")
+            "crops.feather", "crops.mask_dilate", "crops.reinsert", "device", "consistency.fid_images")
 """Config keys a resumed refiner run may change: they cannot change the trained networks."""
 
 
 def refiner_modules(model: RefinerModel) -> dict[str, torch.nn.Module]:
     """The networks of a refiner that hold parameters (what a checkpoint stores)."""
     return {n: m for n, m in model.named_children() if any(True for _ in m.parameters())}
+
+
+def _load_consistency(cfg: RefinerConfig) -> RunConsistency | None:
+    """The frozen task model of ``consistency.run`` (loaded before anything is written: a bad run fails early)."""
+    c = cfg.consistency
+    if not c.run:
+        return None
+    return RunConsistency(c.run, c.weight, use_labels=c.use_labels, both_directions=c.both_directions,
+                          min_confidence=c.min_confidence)
+
+
+def _consistency(cfg: RefinerConfig, sc: RunConsistency | None, model: RefinerModel, src_ds: Dataset,
+                 set_a: ImageSet, set_b: ImageSet, log: Any) -> tuple[Any, CheckpointScorer | None]:
+    """Attach the semantic-consistency loss (``consistency.weight`` > 0) and build the per-checkpoint task-space
+    scorer (``consistency.fid_images`` > 0); returns (labels lookup or None, scorer)."""
+    c = cfg.consistency
+    if sc is None:
+        return None, None
+    labels_of = None
+    if c.weight > 0:
+        model.consistency = sc
+        labels_of = sc.label_lookup(src_ds, set_a.items)
+        log.info("semantic consistency: %s model of %s, weight %g, %s", sc.kind, c.run, c.weight,
+                 "source labels" if labels_of is not None else "pseudo-labels")
+    if not c.fid_images:
+        return labels_of, None
+    rng = sample_rng(cfg.train.seed, 0, stream=14)
+    n = c.fid_images
+    src = set_a.batch([int(v) for v in rng.integers(0, len(set_a), n)], rng)[0]
+    real = set_b.batch([int(v) for v in rng.integers(0, len(set_b), n)], rng)[0]
+    scorer = CheckpointScorer(sc.model, sc.to_input, src, real)
+    log.info("task-space scores of the unrefined source samples: %s",
+             " ".join(f"{k}={v:.4g}" for k, v in scorer.baseline.items()))
+    return labels_of, scorer
 
 
 @dataclass(frozen=True)
@@ -79,6 +115,7 @@ def train(
     set_b = ImageSet(tgt_ds, channels, cfg.data, cfg.crops, "target", with_masks=needs_masks)
     set_a.check_all()
     set_b.check_all()
+    sc = _load_consistency(cfg)
     t = cfg.train
     ipe = t.iterations_per_epoch or math.ceil(max(len(set_a), len(set_b)) / t.batch_size)
     store, resumed = RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE,
@@ -116,6 +153,7 @@ def train(
         total_epochs,
         model_summary(model),
     )
+    labels_of, scorer = _consistency(cfg, sc, model, src_ds, set_a, set_b, log)
     fixed = set_a.fixed_samples(t.num_samples) if t.num_samples else None
     total_iters = total_epochs * ipe
     with make_progress("it", disable=not progress) as prog:
@@ -134,7 +172,8 @@ def train(
                 b_items = [int(v) for v in rng.integers(0, len(set_b), t.batch_size)]
                 real_a, mask_a = set_a.batch(a_items, rng)
                 real_b, mask_b = set_b.batch(b_items, rng)
-                losses = model.train_step(real_a, real_b, mask_a, mask_b, epoch)
+                labels = labels_of(a_items) if labels_of is not None else None
+                losses = model.train_step(real_a, real_b, mask_a, mask_b, epoch, labels)
                 for name, v in losses.items():
                     window[name].append(v)
                     epoch_sums[name].append(v)
@@ -162,12 +201,19 @@ def train(
                 model.train()
                 store.save_sample(f"epoch_{epoch + 1:04d}.png", encode_image(grid))
             if (epoch + 1) % t.checkpoint_every == 0 or epoch + 1 == total_epochs:
+                scores: dict[str, float] = {}
+                if scorer is not None:
+                    model.eval()
+                    scores = scorer(model.refine)
+                    model.train()
+                    store.log_metrics({"iteration": (epoch + 1) * ipe, "epoch": epoch + 1, **scores})
                 store.save_checkpoint(
                     (epoch + 1) * ipe, refiner_modules(model), model.optimizers, extra=model.extra_tensors(),
                     meta={"epoch": epoch + 1, "iteration": (epoch + 1) * ipe, "model": cfg.model,
-                          "channels": channels, "architecture": cfg.architecture(), "losses": summary},
+                          "channels": channels, "architecture": cfg.architecture(), "losses": summary, **scores},
                     keep=t.keep_checkpoints)
-                log.info("checkpoint epoch %d", epoch + 1)
+                log.info("checkpoint epoch %d%s", epoch + 1,
+                         "".join(f" {k}={v:.4g}" for k, v in scores.items()))
     log.info("done")
     close_logger(log)
     last = store.latest_checkpoint()

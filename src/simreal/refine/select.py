@@ -59,4 +59,27 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-__all__ = ["spearman", "task_features", "task_scores"]
+
+class CheckpointScorer:
+    """Task-space FID/KID of a refiner's output on fixed source samples against fixed real samples, for each
+    checkpoint of a training run (the real features are computed once)."""
+
+    def __init__(self, model: nn.Module, to_input: Callable[[Tensor], Tensor], source: Tensor, real: Tensor,
+                 batch: int = 16) -> None:
+        self.model, self.to_input, self.source, self.batch = model, to_input, source, batch
+        self.real_features = task_features(model, real.split(batch), to_input)
+        self.baseline = task_scores(task_features(model, source.split(batch), to_input), self.real_features)
+
+    @torch.no_grad()
+    def __call__(self, refine: Callable[[Tensor], Tensor]) -> dict[str, float]:
+        """Scores of ``refine`` (a refiner's eval-mode forward) on the source samples."""
+        feats = task_features(self.model, (refine(x) for x in self.source.split(self.batch)), self.to_input)
+        return task_scores(feats, self.real_features)
+
+
+def read_task_scores(metrics: Iterable[dict[str, object]]) -> list[dict[str, object]]:
+    """The per-checkpoint task-space scores from a refiner run's metrics records (lines with ``task_fid``)."""
+    return [m for m in metrics if "task_fid" in m]
+
+
+__all__ = ["CheckpointScorer", "read_task_scores", "spearman", "task_features", "task_scores"]
