@@ -171,6 +171,11 @@ def refine_arrays(
     steps: int = DEFAULT_STEPS,
     levels: int = 17,
     settings: ArrayRefinerSettings | None = None,
+    *,
+    consistency: SemanticConsistency | None = None,
+    synthetic_y: np.ndarray | None = None,
+    checkpoints: Sequence[int] = (),
+    on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Refine synthetic images towards unlabelled real ones, in memory.
 
@@ -179,6 +184,10 @@ def refine_arrays(
     (``real_x`` is used without labels) with at most ``settings.threads`` torch threads, and returns the
     refined synthetic images: (N, H, W) float32, integers in 0..levels-1. Same ``seed`` → same output;
     the caller's torch thread count and random state are restored.
+
+    ``consistency`` / ``synthetic_y``: semantic consistency (see :func:`train_array_refiner`).
+    ``on_checkpoint(step, refined)`` receives the synthetic images refined by the model after each step listed
+    in ``checkpoints``.
     """
     s = settings or ArrayRefinerSettings()
     syn, real = _check("synthetic_x", synthetic_x), _check("real_x", real_x)
@@ -192,7 +201,12 @@ def refine_arrays(
     torch.set_num_threads(max(1, min(s.threads, 2)))
     try:
         with torch.random.fork_rng(devices=[]):
-            model = train_array_refiner(syn, real, seed, steps, levels, s)
+            hook = None
+            if on_checkpoint is not None:
+                def hook(step: int, m: RefinerModel) -> None:
+                    on_checkpoint(step, apply_array_refiner(m, syn, levels, s.scale))
+            model = train_array_refiner(syn, real, seed, steps, levels, s, consistency=consistency,
+                                        synthetic_y=synthetic_y, checkpoints=checkpoints, on_checkpoint=hook)
             return apply_array_refiner(model, syn, levels, s.scale)
     finally:
         torch.set_num_threads(threads)
