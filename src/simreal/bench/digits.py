@@ -202,16 +202,47 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
     return results
 
 
-def run_table(cfg: DigitsConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """All rows over all seeds: {"rows": {name: [acc per seed]}, "wall_s": ..., "config": ...}."""
+def _log_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def _seed_task(task: tuple[DigitsConfig, int]) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """One seed in a worker process: (results, selections, selection points); logs go to stderr."""
+    cfg, seed = task
+    torch.set_num_threads(cfg.threads)
+    sels: dict[str, dict[str, Any]] = {}
+    points: list[dict[str, Any]] = []
+    return run_seed(cfg, seed, log=_log_stderr, selections=sels, selection_points=points), sels, points
+
+
+def run_table(cfg: DigitsConfig, log: Callable[[str], None] = print, workers: int = 1) -> dict[str, Any]:
+    """All rows over all seeds: {"rows": {name: [acc per seed]}, "wall_s": ..., "config": ...}. ``workers`` > 1
+    runs the seeds in that many processes (same numbers; worker logs go to stderr)."""
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)  # tiny models: intra-op threads only add contention
     per: dict[str, list[float | None]] = {r: [] for r in cfg.rows}
     used: dict[str, set[tuple[str, bool]]] = {r: set() for r in cfg.rows}
     points: list[dict[str, Any]] = []
+    if workers > 1:
+        from simreal.errors import SimrealError
+        from simreal.runtime.executors import map_tasks
+
+        done: dict[int, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]] = {}
+        for (_, seed), out, err in map_tasks(_seed_task, [(cfg, sd) for sd in cfg.seeds], workers=workers):
+            if err is not None:
+                raise SimrealError(f"digits benchmark, seed {seed}: {err}")
+            done[seed] = out
+    else:
+        done = {}
+        for seed in cfg.seeds:
+            sels: dict[str, dict[str, Any]] = {}
+            pts: list[dict[str, Any]] = []
+            done[seed] = (run_seed(cfg, seed, log=log, selections=sels, selection_points=pts), sels, pts)
     for seed in cfg.seeds:
-        sels: dict[str, dict[str, Any]] = {}
-        res = run_seed(cfg, seed, log=log, selections=sels, selection_points=points)
+        res, sels, pts = done[seed]
+        points += pts
         for r in cfg.rows:
             per[r].append(res.get(r))
             if r in sels:
