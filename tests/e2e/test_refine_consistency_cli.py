@@ -66,3 +66,47 @@ def test_bad_consistency_config_one_line(source_run: dict[str, Path], capsys: py
     err = capsys.readouterr().err
     assert str(s["syn"]) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (s["root"] / "bad2").exists()  # nothing written before the task model is loaded
+
+
+def test_train_on_refined_domain_with_dann_in_one_config(source_run: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """CyCADA's pixel + feature recipe: `data.domains[].refiner` refines the source as it is loaded, DANN aligns."""
+    import torch
+
+    from simreal.adapt.api import build_data
+    from simreal.adapt.config import TrainConfig
+    from simreal.config import load_config
+    from simreal.datasets import Dataset
+    from simreal.datasets.imageio import resize_image
+    from simreal.datasets.torchdata import to_tensor
+    from simreal.refine.run import image_refiner
+
+    from .test_train_cli import _config
+
+    s = source_run
+    ref = s["root"] / "refiner-for-train"
+    assert main(["refine", "train", "--source", str(s["syn"]), "--target", str(s["real"]), "--config",
+                 str(s["cfg"]), "--out", str(ref), "-q", "--set", f"consistency.run={s['run']}",
+                 "--set", "consistency.weight=1.0", "--set", "consistency.fid_images=0"]) == 0
+    (s["root"] / "cy").mkdir()
+    cfg_path = _config(s["root"] / "cy", "dann", s["syn"], s["real"])
+    text = cfg_path.read_text().replace("role: source}", f"role: source, refiner: {ref}}}")
+    cfg_path.write_text(text)
+    cfg = load_config(TrainConfig, cfg_path)
+    _, sources, val, _ = build_data(cfg)
+    src = sources[0][0]
+    assert src.transform is not None and val is not None and val.transform is not None
+    ds = Dataset.open(s["syn"])
+    raw = ds.load_image(ds.record(src.indices[0]), "RGB")
+    expected = resize_image(image_refiner(ref, 3)(raw), (16, 16))
+    got = src.get([0])[0][0]
+    assert torch.allclose(got, to_tensor(expected))  # refined at full resolution, then resized
+    assert not torch.allclose(got, to_tensor(resize_image(raw, (16, 16))), atol=1e-3)
+    run = s["root"] / "cycada-dann"
+    assert main(["train", "--config", str(cfg_path), "--out", str(run), "-q"]) == 0, capsys.readouterr().err
+    assert (run / "run.json").is_file()
+    capsys.readouterr()
+    cfg_path.write_text(text.replace(str(ref), str(s["syn"])))
+    assert main(["train", "--config", str(cfg_path), "--out", str(s["root"] / "bad-refiner"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "data.domains[0].refiner" in err and "Traceback" not in err
