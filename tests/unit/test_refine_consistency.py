@@ -187,3 +187,26 @@ def test_spearman_matches_ranks() -> None:
     # 1 - 6 sum d^2 / (n (n^2 - 1)) with ranks (1,2,3,4) vs (2,1,4,3): d^2 = 4 -> 0.6
     assert spearman([1, 2, 3, 4], [2, 1, 4, 3]) == pytest.approx(0.6)
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_segmentation_consistency_is_per_pixel_ce_against_the_originals_argmax() -> None:
+    torch.manual_seed(1)
+    conv = nn.Conv2d(1, 3, 1)
+
+    class Seg(nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = conv(x)
+            return out, out.mean(dim=(2, 3))
+
+    sc = SemanticConsistency(Seg(), "segment", _ident, weight=2.0, min_confidence=0.5)
+    orig, trans = torch.rand(2, 1, 4, 4) * 2 - 1, torch.rand(2, 1, 4, 4) * 2 - 1
+    with torch.no_grad():
+        p = torch.softmax(conv(_ident(orig)), 1)
+        lt = torch.log_softmax(conv(_ident(trans)), 1)
+    conf, target = p.max(1)
+    keep = conf >= 0.5
+    assert 0 < int(keep.sum()) < keep.numel()  # some pixels are left out
+    picked = lt.gather(1, target[:, None])[:, 0]
+    expected = -2.0 * picked[keep].mean()
+    # labels are ignored for dense tasks (refiner crops carry no masks)
+    assert sc.loss(orig, trans, torch.tensor([0, 1])).item() == pytest.approx(expected.item(), rel=1e-5)
