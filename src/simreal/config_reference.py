@@ -64,6 +64,8 @@ def _default(f: FieldInfo) -> str:
         value = f.default
     if isinstance(value, BaseModel):
         return "(section)"
+    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        value = [v.model_dump(mode="json", exclude_defaults=True) for v in value]
     if isinstance(value, tuple):
         value = list(value)
     text = json.dumps(value, default=str)
@@ -90,7 +92,7 @@ def markdown() -> str:
     """docs/config.md: one table per config section (key, type, default, description)."""
     lines = ["# Config reference", "",
              "Generated from the pydantic models by `simreal config docs --out docs/config.md`; do not edit by hand.",
-             "The JSON schema of each config: `simreal config schema render|refine|train`.", ""]
+             f"The JSON schema of each config: `simreal config schema {'|'.join(CONFIGS)}`.", ""]
     for name, (_, _, usage) in CONFIGS.items():
         model = config_model(name)
         lines += [f"## {name}", "", f"{(model.__doc__ or '').strip().splitlines()[0]} Used by {usage}.", ""]
