@@ -36,9 +36,9 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, config, dataset, demo, metrics, refine, render, train
+    from simreal.cli import anonymize, bench, config, dataset, demo, metrics, refine, render, train
 
-    for module in (render, dataset, demo, refine, metrics, train, bench, config):
+    for module in (render, dataset, demo, refine, metrics, train, bench, config, anonymize):
         module.register(app)
 
 
