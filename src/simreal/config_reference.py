@@ -19,6 +19,8 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
     "render": ("simreal.render.spec", "SceneConfig", "`simreal render --config scene.yaml`"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
+    "anonymize": ("simreal.privacy.config", "AnonymizeConfig", "`simreal anonymize train --config anon.yaml`"),
+    "audit": ("simreal.privacy.config", "AuditConfig", "`simreal anonymize audit --config audit.yaml`"),
 }
 
 
@@ -86,7 +88,7 @@ def markdown() -> str:
     """docs/config.md: one table per config section (key, type, default, description)."""
     lines = ["# Config reference", "",
              "Generated from the pydantic models by `simreal config docs --out docs/config.md`; do not edit by hand.",
-             "The JSON schema of each config: `simreal config schema render|refine|train`.", ""]
+             "The JSON schema of each config: `simreal config schema render|refine|train|anonymize|audit`.", ""]
     for name, (_, _, usage) in CONFIGS.items():
         model = config_model(name)
         lines += [f"## {name}", "", f"{(model.__doc__ or '').strip().splitlines()[0]} Used by {usage}.", ""]

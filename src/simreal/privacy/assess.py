@@ -84,21 +84,28 @@ def load_original(original: str | Path, private_label: str, utility_label: str |
     return OriginalData(ds, images, labels, train, test, source)
 
 
-def match_anonymized(orig: OriginalData, anonymized: str | Path, progress: bool = False) -> np.ndarray:
-    """The anonymized images in the original's record order (matched by record id); every original record
-    must have its anonymized counterpart, of the same size."""
-    ds = Dataset.open(anonymized)
-    pos = {int(r["id"]): i for i, r in enumerate(ds.images)}
-    missing = [r for r in orig.ds.images if int(r["id"]) not in pos]
+def anonymized_positions(original: Dataset, anonymized: Dataset) -> list[int]:
+    """For each original record, the index of its anonymized counterpart (matched by record id);
+    DatasetError naming the first original record without one."""
+    pos = {int(r["id"]): i for i, r in enumerate(anonymized.images)}
+    missing = [r for r in original.images if int(r["id"]) not in pos]
     if missing:
-        raise DatasetError(f"{ds.root}: {len(missing)} image record(s) of {orig.ds.root} have no anonymized "
-                           f"counterpart (e.g. id {missing[0]['id']}, {missing[0]['file_name']}); records are "
-                           "matched by id")
+        raise DatasetError(f"{anonymized.root}: {len(missing)} image record(s) of {original.root} have no "
+                           f"anonymized counterpart (e.g. id {missing[0]['id']}, {missing[0]['file_name']}); "
+                           "records are matched by id")
+    return [pos[int(r["id"])] for r in original.images]
+
+
+def match_anonymized(orig: OriginalData, anonymized: str | Path, progress: bool = False) -> np.ndarray:
+    """The anonymized images in the original's record order; every original record must have its
+    anonymized counterpart, of the same size."""
+    ds = Dataset.open(anonymized)
+    order = anonymized_positions(orig.ds, ds)
     images = load_images(ds, orig.images.shape[1], progress, "load anonymized")
     if images.shape[2:] != orig.images.shape[2:]:
         raise DatasetError(f"{ds.root}: images are {images.shape[3]}x{images.shape[2]}, the originals "
                            f"{orig.images.shape[3]}x{orig.images.shape[2]}")
-    return images[[pos[int(r["id"])] for r in orig.ds.images]]
+    return images[order]
 
 
 @dataclass
@@ -221,6 +228,7 @@ def audit(original: str | Path, anonymized: str | Path, out: str | Path | None =
     from simreal.privacy.report import write_audit_report
 
     out = Path(out) if out is not None else Path(anonymized) / "audit"
+    anonymized_positions(Dataset.open(original), Dataset.open(anonymized))  # bad input found before any work
     auditor = make_auditor(original, private_label, utility_label, config, overrides, device, progress)
     anon = match_anonymized(auditor.orig, anonymized, progress)
     res = auditor.evaluate(anon)

@@ -36,9 +36,13 @@ class AnonModelConfig(StrictModel):
 
 class AnonLossConfig(StrictModel):
     lam: float = Field(1.0, ge=0, description="lambda of eq. 12: weight of the privacy term |L_obj - L_priv|")
-    pixel: float = Field(0.0, ge=0, description="weight of an extra pixel loss in phases 2-3 (0 = the paper's "
-                                                "objective; the pixel loss always drives phase 1)")
-    pixel_kind: Literal["l1", "mse"] = Field("l1", description="pixel loss of phase 1 (and of loss.pixel)")
+    adversarial: float = Field(0.05, ge=0, description="weight of D's adversarial term BCE_adv in the autoencoder "
+                                                       "loss (1 with pixel 0 = eq. 12 as printed; see docs)")
+    pixel: float = Field(1.0, ge=0, description="weight of the pixel loss in phases 2-3 (0 = eq. 12 as printed; "
+                                                "the pixel loss alone drives phase 1)")
+    pixel_kind: Literal["bce", "mse", "l1"] = Field(
+        "bce", description="pixel loss of phase 1 (and of loss.pixel): bce (images in [0, 1] as probabilities; "
+                           "its gradient does not vanish when the sigmoid output saturates), mse or l1")
 
 
 class AnonTrainConfig(StrictModel):
@@ -47,7 +51,7 @@ class AnonTrainConfig(StrictModel):
                                                             "alternating with autoencoder updates on BCE_D")
     steps: int = Field(1200, ge=0, description="phase 3: alternating updates on the full objective (eq. 12)")
     batch_size: int = Field(64, ge=2, description="images per step")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate of the autoencoder")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate of the autoencoder")
     lr_discriminator: float = Field(5e-4, gt=0, description="Adam learning rate of D")
     lr_private: float = Field(1e-3, gt=0, description="Adam learning rate of the private classifier")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1 of every optimiser")

@@ -73,8 +73,11 @@ def build_networks(cfg: AnonymizeConfig, channels: int, num_classes: int, device
     return Networks(ae, disc, priv, opts)
 
 
-def pixel_loss(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(a, b) if kind == "l1" else F.mse_loss(a, b)
+def pixel_loss(kind: str, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The reconstruction loss of ``x_hat`` (sigmoid outputs) against ``x`` (both in [0, 1])."""
+    if kind == "bce":
+        return F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x)
+    return F.l1_loss(x_hat, x) if kind == "l1" else F.mse_loss(x_hat, x)
 
 
 def phase_of(step: int, cfg: AnonymizeConfig) -> int:
@@ -111,7 +114,7 @@ def train_step(nets: Networks, cfg: AnonymizeConfig, phase: int, x: torch.Tensor
         nets.opts["disc"].zero_grad(set_to_none=True)
         d_loss.backward()
         nets.opts["disc"].step()
-    out["d_loss"] = float(d_loss)
+    out["d_loss"] = float(d_loss.detach())
     out["d_acc"] = float(((logits > 0).long() == s).float().mean())
     for _ in range(t.private_updates):  # eq. 14
         c_logits = nets.priv(x_fixed)
@@ -119,7 +122,7 @@ def train_step(nets: Networks, cfg: AnonymizeConfig, phase: int, x: torch.Tensor
         nets.opts["priv"].zero_grad(set_to_none=True)
         c_loss.backward()
         nets.opts["priv"].step()
-    out["c_loss"] = float(c_loss)
+    out["c_loss"] = float(c_loss.detach())
     out["c_acc"] = float((c_logits.argmax(1) == z).float().mean())
     # the autoencoder against D and C (eq. 12; lambda is 0 in phase 2)
     _requires_grad(nets.disc, False)
@@ -129,7 +132,7 @@ def train_step(nets: Networks, cfg: AnonymizeConfig, phase: int, x: torch.Tensor
         s = torch.randint(0, 2, (n,), device=x.device)
         terms = objective_terms(nets.disc(ref, x_hat, s), s, nets.priv(x_hat), z, prior,
                                 loss_cfg.lam if phase == 3 else 0.0)
-        loss = terms.autoencoder
+        loss = loss_cfg.adversarial * terms.bce_adv + (loss_cfg.lam if phase == 3 else 0.0) * terms.privacy
         if loss_cfg.pixel > 0:
             loss = loss + loss_cfg.pixel * pixel_loss(loss_cfg.pixel_kind, x_hat, x)
         nets.opts["ae"].zero_grad(set_to_none=True)
@@ -138,9 +141,9 @@ def train_step(nets: Networks, cfg: AnonymizeConfig, phase: int, x: torch.Tensor
     finally:
         _requires_grad(nets.disc, True)
         _requires_grad(nets.priv, True)
-    out.update({"rec": float(F.l1_loss(x_hat.detach(), x)), "adv": float(terms.bce_adv),
-                "l_priv": float(terms.l_priv), "l_obj": float(terms.l_obj), "privacy": float(terms.privacy),
-                "ae_loss": float(loss)})
+    out.update({"rec": float(F.l1_loss(x_hat.detach(), x)), "adv": terms.bce_adv.item(),
+                "l_priv": terms.l_priv.item(), "l_obj": terms.l_obj.item(), "privacy": terms.privacy.item(),
+                "ae_loss": loss.item()})
     return out
 
 
