@@ -29,8 +29,8 @@ AUDIT_YAML = "attackers: [logistic, mlp]\nmax_epochs: 4\npatience: 2\nhidden: 16
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("anoncli")
     ds = root / "digits"
-    assert main(["anonymize", "digits", "--out", str(ds), "--per-cell", "2", "--families", "3", "--size", "12", "--test-fraction", "0.5",
-                 "-q"]) == 0
+    assert main(["anonymize", "digits", "--out", str(ds), "--per-cell", "2", "--families", "3", "--size", "12",
+                 "--test-fraction", "0.5", "-q"]) == 0
     (root / "anon.yaml").write_text(TINY_YAML)
     (root / "audit.yaml").write_text(AUDIT_YAML)
     return {"root": root, "ds": ds, "cfg": root / "anon.yaml", "audit": root / "audit.yaml"}
@@ -62,7 +62,8 @@ def test_cli_end_to_end(data: dict[str, Path], tmp_path: Path, capsys: pytest.Ca
     printed = capsys.readouterr().out
     assert "private 'font'" in printed and "utility 'digit'" in printed and "PSNR" in printed
     res = json.loads((anon / "audit" / "audit.json").read_text())
-    assert set(res["private"]["original"]) == {"logistic", "mlp"} and len(res["private"]["anonymized"]["mlp"]["seeds"]) == 2
+    assert set(res["private"]["original"]) == {"logistic", "mlp"}
+    assert len(res["private"]["anonymized"]["mlp"]["seeds"]) == 2
     assert res["split"] == {"train": 30, "test": 30, "source": "record field 'split' ('test' held out)"}
     assert (anon / "audit" / "report.md").read_text().count("| mlp |") == 2 and (anon / "audit" / "audit.png").is_file()
     # the sweep: one run per lambda, a table and the plot
