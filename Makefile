@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv fonts
 
 venv: $(STAMP)
 
@@ -17,6 +17,16 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
 	$(BIN)/python -m pip install -q -e ".[ray,test]" "$(TORCH_PIN)"
 	touch $(STAMP)
+
+# Debian font packages for the anonymize font digits (12 families; matplotlib alone gives 7). Best effort:
+# installs only when missing and when apt-get can run as root; the tests need matplotlib's fonts only.
+FONT_PACKAGES := fonts-dejavu fonts-liberation fonts-freefont-ttf
+fonts:
+	@if [ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] && \
+	    [ -f /usr/share/fonts/truetype/freefont/FreeMono.ttf ]; then echo "fonts: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q $(FONT_PACKAGES) >/dev/null && echo "fonts: installed $(FONT_PACKAGES)"; \
+	else echo "fonts: missing; install $(FONT_PACKAGES) for the 12 font families of simreal anonymize digits"; fi
 
 demo: $(STAMP)
 	$(BIN)/simreal demo --out demo_out

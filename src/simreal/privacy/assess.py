@@ -194,8 +194,9 @@ class Auditor:
                         block.setdefault("best", {})[key] = {"attacker": best, **block[key][best]}
                 b = block["best"]
                 span = b["original"]["accuracy"] - block["chance"]
-                block["normalized_leakage"] = (None if span <= 0 else
-                                               (b["anonymized"]["accuracy"] - block["chance"]) / span)
+                # (acc - chance) / (acc on originals - chance): the share of the above-chance accuracy left
+                # (the private label's leakage; the utility label's retained usefulness)
+                block["normalized"] = (None if span <= 0 else (b["anonymized"]["accuracy"] - block["chance"]) / span)
         res["quality"] = {"all": quality_summary(anonymized, o.images),
                           "test": quality_summary(anonymized[o.test], o.images[o.test])}
         res["split"] = {"train": int(len(o.train)), "test": int(len(o.test)), "source": o.split_source}

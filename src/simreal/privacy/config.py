@@ -1,6 +1,7 @@
 """Configs of ``simreal anonymize``: the anonymizer run (``anon.yaml``) and the audit (``audit.yaml``).
 
-Defaults are sized for small images (digits at 20x20 or 32x32, faces at 64x64) on a CPU."""
+Defaults are those of the font-digits benchmark (20x20 grey images, 12 identities) on a CPU; larger images
+want wider networks (``model.*``) and more steps."""
 
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ class AnonDataConfig(StrictModel):
 
 
 class AnonModelConfig(StrictModel):
-    width: int = Field(32, ge=4, description="autoencoder base channels (encoder w, 2w, 2w at 1/4 resolution)")
-    code_channels: int = Field(16, ge=1, description="autoencoder bottleneck channels at 1/4 resolution")
+    width: int = Field(16, ge=4, description="autoencoder base channels (encoder w, 2w, 2w at 1/4 resolution)")
+    code_channels: int = Field(8, ge=1, description="autoencoder bottleneck channels at 1/4 resolution")
     discriminator: str = Field("smallcnn", description="classifier architecture of the discriminator D "
                                                        "(simreal.nn.registry), fed the selector's image pair")
-    discriminator_width: int = Field(16, ge=4, description="width of D")
+    discriminator_width: int = Field(8, ge=4, description="width of D")
     private: str = Field("smallcnn", description="classifier architecture of the private classifier")
-    private_width: int = Field(16, ge=4, description="width of the private classifier")
+    private_width: int = Field(8, ge=4, description="width of the private classifier")
 
 
 class AnonLossConfig(StrictModel):
@@ -46,11 +47,11 @@ class AnonLossConfig(StrictModel):
 
 
 class AnonTrainConfig(StrictModel):
-    pretrain_steps: int = Field(400, ge=0, description="phase 1: autoencoder steps on the pixel loss")
-    disc_pretrain_steps: int = Field(200, ge=0, description="phase 2: D (and private classifier) updates "
+    pretrain_steps: int = Field(300, ge=0, description="phase 1: autoencoder steps on the pixel loss")
+    disc_pretrain_steps: int = Field(100, ge=0, description="phase 2: D (and private classifier) updates "
                                                             "alternating with autoencoder updates on BCE_D")
-    steps: int = Field(1200, ge=0, description="phase 3: alternating updates on the full objective (eq. 12)")
-    batch_size: int = Field(64, ge=2, description="images per step")
+    steps: int = Field(600, ge=0, description="phase 3: alternating updates on the full objective (eq. 12)")
+    batch_size: int = Field(32, ge=2, description="images per step")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate of the autoencoder")
     lr_discriminator: float = Field(5e-4, gt=0, description="Adam learning rate of D")
     lr_private: float = Field(1e-3, gt=0, description="Adam learning rate of the private classifier")
@@ -93,7 +94,7 @@ class AuditConfig(StrictModel):
     attackers: list[Literal["logistic", "mlp", "smallcnn", "resnet18"]] = Field(
         default_factory=lambda: ["logistic", "mlp", "smallcnn"],
         description="attacker architectures, each trained from scratch on every label and data version")
-    width: int = Field(32, ge=4, description="width of the smallcnn attacker (the training one has 16 by default)")
+    width: int = Field(32, ge=4, description="width of the smallcnn attacker (the training networks have 8 by default)")
     hidden: int = Field(256, ge=8, description="hidden units of the two mlp layers")
     max_epochs: int = Field(60, ge=1, description="epoch cap; training stops earlier when validation accuracy "
                                                   "has not improved for `patience` epochs (convergence)")

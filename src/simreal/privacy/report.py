@@ -106,9 +106,9 @@ def write_audit_report(out: Path, res: dict[str, Any]) -> Path:
             lines += ["", f"Best attacker: {_pct(best['anonymized']['accuracy'])} % on anonymized "
                           f"({best['anonymized']['attacker']}) vs {_pct(best['original']['accuracy'])} % on "
                           f"originals ({best['original']['attacker']}); chance {_pct(b['chance'])} %."]
-            if b.get("normalized_leakage") is not None:
-                lines.append(f"Normalized leakage (acc - chance) / (acc on originals - chance): "
-                             f"{b['normalized_leakage']:.3f}.")
+            if b.get("normalized") is not None:
+                what = "Normalized leakage" if role == "private" else "Utility retained"
+                lines.append(f"{what} (acc - chance) / (acc on originals - chance): {b['normalized']:.3f}.")
         lines.append("")
     q = res["quality"]
     lines += ["## Image quality (anonymized vs original)", "", "| images | PSNR dB | SSIM |", "|---|---|---|"]
