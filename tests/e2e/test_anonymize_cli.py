@@ -4,10 +4,7 @@ bad inputs (one line, exit 2, nothing written)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,8 @@ import pytest
 
 from simreal.cli.main import main
 from simreal.datasets import Dataset
+
+from .test_train_cli import _kill_after_checkpoint
 
 TINY_YAML = """
 model: {width: 4, code_channels: 4, discriminator_width: 4, private_width: 4}
@@ -91,22 +90,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data: dict[str, Path]
     args = ["anonymize", "train", "--data", str(data["ds"]), "--private-label", "font", "--config", str(long_cfg)]
     full, part = tmp_path / "full", tmp_path / "part"
     assert main([*args, "--out", str(full), "-q"]) == 0
-    proc = subprocess.Popen([sys.executable, "-m", "simreal", *args, "--out", str(part), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t0 = time.monotonic()
-    try:
-        while not (part / "checkpoints" / "step_00000030.json").is_file():
-            assert proc.poll() is None, proc.stderr.read().decode()[-400:]
-            assert time.monotonic() - t0 < 180, "no checkpoint in time"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (part / "checkpoints" / "final.safetensors").exists(), "finished before the kill"
+    _kill_after_checkpoint([sys.executable, "-m", "simreal", *args, "--out", str(part), "-q"], part,
+                           "step_00000030.json", timeout=180)
     assert main([*args, "--out", str(part), "-q"]) == 0
     assert "resumed from step_000000" in (part / "log.txt").read_text()
     from safetensors.torch import load_file

@@ -23,6 +23,7 @@ from simreal.privacy.data import drop_field, load_images
 from simreal.privacy.fit import RUN_KIND
 from simreal.privacy.nets import ConvAutoencoder
 from simreal.privacy.substitute import load_pool, substitute
+from simreal.refine.write import ApplyResult  # the dataset-writing result shared by the stages
 from simreal.runtime.device import resolve_device
 from simreal.runtime.io import atomic_dir
 from simreal.runtime.progress import make_progress
@@ -61,18 +62,6 @@ def anonymize_arrays(ae: torch.nn.Module, images: np.ndarray, batch_size: int = 
             if progress is not None:
                 progress.advance(task, min(batch_size, len(images) - a))
     return out
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What :func:`apply` returns: the anonymized dataset folder and its ``dataset.json`` content."""
-
-    out: Path
-    info: dict[str, Any]
-
-    @property
-    def images(self) -> int:
-        return int(self.info["counts"]["images"])
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
