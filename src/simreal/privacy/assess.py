@@ -32,7 +32,7 @@ from simreal.privacy.config import AuditConfig
 from simreal.privacy.data import Labels, has_split, image_channels, load_images, read_labels, split_mask
 from simreal.runtime.device import resolve_device
 from simreal.runtime.io import atomic_write_json, atomic_write_text
-from simreal.runtime.progress import make_progress
+from simreal.runtime.progress import close_logger, folder_logger, make_progress
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ class Auditor:
     cfg: AuditConfig
     device: torch.device
     progress: bool = True
+    log: Any = None  # a logging.Logger (each attacker fit is logged) or None
     _fits: dict[tuple[str, str, int], FitResult] = field(default_factory=dict)
     _original: dict[str, Any] | None = None
 
@@ -142,6 +143,10 @@ class Auditor:
                 fit = fit_attacker(arch, x[o.train], y[o.train], k, cfg, seed, self.device)
                 accs.append(accuracy(fit, x[o.test], y[o.test], self.device)[0])
                 fits.append(fit)
+                if self.log is not None:
+                    self.log.info("%s %s seed %d: %d epochs (best %d, val %.3f%s), test accuracy %.4f", role, arch,
+                                  seed, fit.epochs, fit.best_epoch, fit.val_accuracy,
+                                  "" if fit.converged else ", epoch cap", accs[-1])
                 if keep:
                     self._fits[(role, arch, seed)] = fit
                 prog.advance(task)
@@ -232,12 +237,19 @@ def audit(original: str | Path, anonymized: str | Path, out: str | Path | None =
     anonymized_positions(Dataset.open(original), Dataset.open(anonymized))  # bad input found before any work
     auditor = make_auditor(original, private_label, utility_label, config, overrides, device, progress)
     anon = match_anonymized(auditor.orig, anonymized, progress)
-    res = auditor.evaluate(anon)
-    res["datasets"] = {"original": str(original), "anonymized": str(anonymized)}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "audit.json", res)
-    report = write_audit_report(out, res)
-    atomic_write_text(out / "summary.txt", summary_line(res) + "\n")
+    auditor.log = folder_logger(out, "anonymize-audit")
+    auditor.log.info("audit of %s against %s: %d training / %d test images (%s), attackers %s, seeds %s",
+                     anonymized, original, len(auditor.orig.train), len(auditor.orig.test),
+                     auditor.orig.split_source, auditor.cfg.attackers, auditor.cfg.seeds)
+    try:
+        res = auditor.evaluate(anon)
+        res["datasets"] = {"original": str(original), "anonymized": str(anonymized)}
+        atomic_write_json(out / "audit.json", res)
+        report = write_audit_report(out, res)
+        atomic_write_text(out / "summary.txt", summary_line(res) + "\n")
+        auditor.log.info("%s", summary_line(res))
+    finally:
+        close_logger(auditor.log)
     return AuditResult(out, report, res)
 
 

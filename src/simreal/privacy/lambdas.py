@@ -17,12 +17,13 @@ from typing import Any
 
 from simreal.config import load_config
 from simreal.errors import ConfigError
-from simreal.privacy.assess import make_auditor, match_anonymized
+from simreal.privacy.assess import Auditor, make_auditor, match_anonymized, summary_line
 from simreal.privacy.config import AnonymizeConfig
 from simreal.privacy.fit import train
 from simreal.privacy.report import best_lambda, write_audit_report, write_sweep_report
 from simreal.privacy.write import apply
 from simreal.runtime.io import atomic_write_json
+from simreal.runtime.progress import close_logger, folder_logger
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ def sweep(data: str | Path, out: str | Path, lambdas: list[float], *, private_la
     base = load_config(AnonymizeConfig, config, overrides)
     auditor = make_auditor(data, private_label, utility_label, audit_config, audit_overrides, device, progress)
     out.mkdir(parents=True, exist_ok=True)
+    log = folder_logger(out, "anonymize-sweep")
+    auditor.log = log
+    try:
+        return _sweep(data, out, lambdas, private_label, base, auditor, device, tolerance, progress, log)
+    finally:
+        close_logger(log)
+
+
+def _sweep(data: str | Path, out: Path, lambdas: list[float], private_label: str, base: AnonymizeConfig,
+           auditor: Auditor, device: str | None, tolerance: float, progress: bool, log: Any) -> SweepResult:
+    log.info("sweep of lambda %s on %s (private label %r)", lambdas, data, private_label)
     original = auditor.original_results()
     summary = {role: {"field": b["field"], "chance": b["chance"],
                       "best_original": max(r["accuracy"] for r in b["original"].values())}
@@ -92,6 +104,7 @@ def sweep(data: str | Path, out: str | Path, lambdas: list[float], *, private_la
             write_audit_report(folder, res)
             atomic_write_json(audit_json, res)
         rows.append(_row(lam, res, seconds))
+        log.info("lambda %g: %s", lam, summary_line(res))
     best = best_lambda(rows, tolerance)
     atomic_write_json(out / "sweep.json", {"rows": rows, "best": best, "original": summary, "tolerance": tolerance})
     report = write_sweep_report(out, rows, summary, tolerance)

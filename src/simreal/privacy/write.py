@@ -26,7 +26,7 @@ from simreal.privacy.substitute import load_pool, substitute
 from simreal.refine.write import ApplyResult  # the dataset-writing result shared by the stages
 from simreal.runtime.device import resolve_device
 from simreal.runtime.io import atomic_dir
-from simreal.runtime.progress import make_progress
+from simreal.runtime.progress import close_logger, folder_logger, make_progress
 from simreal.runtime.runstore import RunStore, load_module
 
 
@@ -123,6 +123,11 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
                 new["substituted_by"] = sub_ids[i]
             records.append(new)
         annotations = [{k: v for k, v in a.items() if k != "id"} for a in ds.annotations]
+        log = folder_logger(tmp, "anonymize-apply")
+        log.info("%s: %d images of %s anonymized with %s (lambda %s, private field %r %s%s)", out, len(records), data,
+                 run, meta.get("lambda"), field, "kept" if keep_private else "removed",
+                 f", substituted by training images of {pool.identity!r}" if pool is not None else "")
+        close_logger(log)
         info = writer.finalize(records, annotations, extra_info={"anonymized": {
             "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "private_label": field, "private_field_kept": bool(keep_private), "substituted": pool is not None}})
