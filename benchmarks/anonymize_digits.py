@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--per-cell", type=int, default=30)
     ap.add_argument("--size", type=int, default=20)
     ap.add_argument("--steps", type=int, default=600, help="phase-3 steps (train.steps)")
+    ap.add_argument("--intertwined", default=None, metavar="FONT",
+                    help="also run the intertwined mode toward this font family, with substitution, at the best "
+                         "lambda (e.g. 'DejaVu Sans')")
     args = ap.parse_args()
 
     import simreal
@@ -86,6 +89,25 @@ def main() -> None:
               f"({-100 * b['utility_drop']:+.1f} points; target >= -10: {'MET' if ok_u else 'NOT MET'}); "
               f"PSNR {b['psnr_db']:.2f} dB, SSIM {b['ssim']:.3f}")
     print(f"report: {res.report}")
+    if args.intertwined:
+        lam = res.best["lambda"] if res.best else max(lambdas)
+        folder = out / f"intertwined_{lam:g}"
+        icfg = json.loads(json.dumps(cfg))
+        icfg["loss"] = {"lam": lam}
+        icfg["intertwined"] = {"enabled": True, "identity": args.intertwined, "substitute": True}
+        t1 = time.perf_counter()
+        simreal.anonymize(data, folder / "run", icfg, private_label="font", device="cpu", progress=False)
+        if not (folder / "data" / "dataset.json").is_file():
+            simreal.anonymize.apply(folder / "run", data, folder / "data", device="cpu", progress=False)
+        if not (folder / "audit" / "audit.json").is_file():
+            simreal.anonymize.audit(data, folder / "data", folder / "audit", private_label="font",
+                                    utility_label="digit", config={**AUDIT, "clear_trained": False},
+                                    device="cpu", progress=False)
+        a = json.loads((folder / "audit" / "audit.json").read_text())
+        p, u, q = a["private"]["best"]["anonymized"], a["utility"]["best"]["anonymized"], a["quality"]["all"]
+        print(f"intertwined toward {args.intertwined!r} with substitution (lambda {lam:g}): font "
+              f"{100 * p['accuracy']:.1f} % ({p['attacker']}), digit {100 * u['accuracy']:.1f} % ({u['attacker']}), "
+              f"PSNR {q['psnr_db']:.2f} dB, SSIM {q['ssim']:.3f}; {time.perf_counter() - t1:.0f} s")
     print(f"total wall time {wall:.0f} s; load average before {load0}, after {_load()} "
           f"({os.cpu_count()} CPUs)")
 
