@@ -285,6 +285,9 @@ def train(data: str | Path, out: str | Path, config: AnonymizeConfig | str | Pat
                                       keep=t.keep_checkpoints)
                 log.info("checkpoint step %d (phase %d) %s", done, phase,
                          " ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))
+    if not last:  # a finished run opened again: its last logged record
+        recs = store.read_metrics()
+        last = recs[-1] if recs else {}
     meta = {"kind": RUN_KIND, "steps": total, "lambda": cfg.loss.lam, "private_label": field,
             "classes": labels.classes, "channels": channels, "height": int(images.shape[2]),
             "width": int(images.shape[3]), "identity": identity, "model": cfg.model.model_dump(mode="json")}
