@@ -131,6 +131,8 @@ def test_bad_inputs_one_line_exit_2(data: dict[str, Path], tmp_path: Path, capsy
     # a missing private-label field
     assert main([*train, "--data", str(ds), "--private-label", "writer", "--out", str(tmp_path / "r1")]) == 2
     _one_line_error(capsys, "images[0]", "'writer'", "--private-label")
+    assert main([*train, "--data", str(ds), "--out", str(tmp_path / "r1")]) == 2  # no private label at all
+    _one_line_error(capsys, "data.private_label", "--private-label")
     # a single private class
     one = _write_variant(ds, tmp_path / "one", lambda d: [r.update(font="X") for r in d["images"]])
     assert main([*train, "--data", str(one), "--private-label", "font", "--out", str(tmp_path / "r2")]) == 2
