@@ -179,8 +179,10 @@ def train(data: str | Path, out: str | Path, config: AnonymizeConfig | str | Pat
     (``private_label`` or ``data.private_label``). ``config`` is an AnonymizeConfig, a YAML path, a dict or
     None: the defaults for a new run, the run's own config when ``out`` already holds an anonymize run."""
     out = Path(out)
-    if config is None and (out / RUN_JSON).is_file():
-        config = RunStore.open(out, RUN_KIND).config(AnonymizeConfig)
+    if (out / RUN_JSON).is_file():  # a run folder of another kind is refused before any work
+        existing = RunStore.open(out, RUN_KIND)
+        if config is None:
+            config = existing.config(AnonymizeConfig)
     ov = dict(overrides or {})
     if private_label is not None:
         ov["data.private_label"] = private_label
