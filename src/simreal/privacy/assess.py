@@ -132,10 +132,11 @@ class Auditor:
                 "epochs": [f.epochs for f in fits], "best_epochs": [f.best_epoch for f in fits],
                 "converged": all(f.converged for f in fits)}
 
-    def _train_and_test(self, role: str, x: np.ndarray, y: np.ndarray, prog: Any, task: Any,
+    def _train_and_test(self, role: str, what: str, x: np.ndarray, y: np.ndarray, k: int, prog: Any, task: Any,
                         keep: bool = False) -> dict[str, Any]:
+        """Every attacker (and seed) trained on ``x[train]`` for labels ``y`` (``k`` classes), tested on
+        ``x[test]``; ``keep`` keeps the fitted attackers (for the clear-trained test)."""
         o, cfg = self.orig, self.cfg
-        k = int(y.max()) + 1
         rows = {}
         for arch in cfg.attackers:
             accs, fits = [], []
@@ -144,8 +145,8 @@ class Auditor:
                 accs.append(accuracy(fit, x[o.test], y[o.test], self.device)[0])
                 fits.append(fit)
                 if self.log is not None:
-                    self.log.info("%s %s seed %d: %d epochs (best %d, val %.3f%s), test accuracy %.4f", role, arch,
-                                  seed, fit.epochs, fit.best_epoch, fit.val_accuracy,
+                    self.log.info("%s label, %s images, %s seed %d: %d epochs (best %d, val %.3f%s), test "
+                                  "accuracy %.4f", role, what, arch, seed, fit.epochs, fit.best_epoch, fit.val_accuracy,
                                   "" if fit.converged else ", epoch cap", accs[-1])
                 if keep:
                     self._fits[(role, arch, seed)] = fit
@@ -167,13 +168,15 @@ class Auditor:
                 task = prog.add_task("attackers on originals", total=self._jobs(self.cfg.shuffled_control))
                 for role, lab in o.labels.items():
                     res[role] = {**self._label_block(lab),
-                                 "original": self._train_and_test(role, o.images, lab.index, prog, task, keep=True)}
+                                 "original": self._train_and_test(role, "original", o.images, lab.index,
+                                                                  lab.num_classes, prog, task, keep=True)}
                 if self.cfg.shuffled_control:
                     lab = o.labels["private"]
                     y = lab.index.copy()
                     rng = np.random.default_rng(self.cfg.seeds[0] + 1000)
                     y[o.train] = y[o.train][rng.permutation(len(o.train))]
-                    res["private"]["shuffled_control"] = self._train_and_test("control", o.images, y, prog, task)
+                    res["private"]["shuffled_control"] = self._train_and_test("private", "shuffled-label",
+                                                                              o.images, y, lab.num_classes, prog, task)
             self._original = res
         return json.loads(json.dumps(self._original))
 
@@ -185,7 +188,8 @@ class Auditor:
             task = prog.add_task("attackers on anonymized", total=self._jobs(False))
             for role, lab in o.labels.items():
                 block = res[role]
-                block["anonymized"] = self._train_and_test(role, anonymized, lab.index, prog, task)
+                block["anonymized"] = self._train_and_test(role, "anonymized", anonymized, lab.index,
+                                                           lab.num_classes, prog, task)
                 if cfg.clear_trained:
                     rows = {}
                     for arch in cfg.attackers:
