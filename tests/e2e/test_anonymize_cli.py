@@ -51,6 +51,8 @@ def test_cli_end_to_end(data: dict[str, Path], tmp_path: Path, capsys: pytest.Ca
     assert out.domain == "anonymized" and len(out) == len(orig)
     assert [r["id"] for r in out.images] == [r["id"] for r in orig.images]
     assert all("font" not in r and "digit" in r and r["domain"] == "anonymized" for r in out.images)
+    assert all(r["file_name"] == f"images/{i:06d}.png" and "anonymized_from" not in r
+               for i, r in enumerate(out.images))
     prov = json.loads((anon / "dataset.json").read_text())["provenance"]
     assert prov["anonymize_run"] == str(run) and prov["parents"][0]["path"] == str(ds)
     assert prov["private_label"] == "font" and prov["private_field_kept"] is False and "command" in prov

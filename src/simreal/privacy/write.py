@@ -1,9 +1,10 @@
 """``simreal anonymize apply``: write the anonymized dataset of a trained run.
 
-The output has the same image records (ids, labels, annotations) with domain ``anonymized``, the images
-replaced by the autoencoder's outputs (or, with substitution, by the nearest training image of the chosen
-identity), the private field removed from every record unless kept for auditing, and the provenance
-(run, checkpoint, lambda, parent dataset) in ``dataset.json``. The folder appears complete or not at all.
+The output has the same image records (ids, labels, annotations, in the same order) with domain
+``anonymized`` and neutral file names (``images/000000.png``, ...), the images replaced by the
+autoencoder's outputs (or, with substitution, by the nearest training image of the chosen identity), the
+private field removed from every record unless kept for auditing, and the provenance (run, checkpoint,
+lambda, parent dataset) in ``dataset.json``. The folder appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from simreal.datasets import Dataset, DatasetWriter, encode_image
 from simreal.errors import DatasetError, RunError
 from simreal.privacy.config import AnonymizeConfig
-from simreal.privacy.data import drop_field, load_images
+from simreal.privacy.data import drop_field, image_channels, load_images
 from simreal.privacy.fit import RUN_KIND
 from simreal.privacy.nets import ConvAutoencoder
 from simreal.privacy.substitute import load_pool, substitute
@@ -90,7 +91,11 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
             raise RunError(f"{run}: substitution needs a run trained in intertwined mode (intertwined.enabled)")
         pool = load_pool(anon.store.ck / "pool.safetensors")
     ds = Dataset.open(data)
-    images = load_images(ds, int(meta["channels"]), progress, "load images")
+    channels = image_channels(ds, anon.cfg.data.channels)
+    if channels != int(meta["channels"]):
+        raise DatasetError(f"{ds.root}: {channels}-channel images, run {run} anonymizes {meta['channels']}-channel "
+                           "images")
+    images = load_images(ds, channels, progress, "load images")
     if images.shape[2:] != (int(meta["height"]), int(meta["width"])):
         raise DatasetError(f"{ds.root}: images are {images.shape[3]}x{images.shape[2]}, run {run} was trained on "
                            f"{meta['width']}x{meta['height']} images")
@@ -110,15 +115,14 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
     with atomic_dir(out) as tmp:
         writer = DatasetWriter(tmp, f"{ds.name}-anonymized", "anonymized", ds.categories, provenance=provenance)
         for i, rec in enumerate(ds.images):
-            name = str(Path(rec["file_name"]).with_suffix(".png"))
-            if not name.startswith("images/"):
-                name = f"images/{name}"
+            name = f"images/{i:06d}.png"  # neutral names: the original file names may tell the private label
             writer.write_file(name, encode_image(_to_uint8(outputs[i])), durable=False)
             if rec.get("mask_file"):  # masks (and boxes) still describe the anonymized image
                 writer.write_file(rec["mask_file"], (ds.root / rec["mask_file"]).read_bytes(), durable=False)
-            new = rec if keep_private else drop_field(rec, field)
-            new = {**new, "file_name": name, "domain": "anonymized", "anonymized_from": rec["file_name"],
+            new = {**(rec if keep_private else drop_field(rec, field)), "file_name": name, "domain": "anonymized",
                    "width": int(outputs.shape[3]), "height": int(outputs.shape[2])}
+            if keep_private:
+                new["anonymized_from"] = rec["file_name"]
             if sub_ids is not None:
                 new["substituted_by"] = sub_ids[i]
             records.append(new)
