@@ -79,8 +79,10 @@ def main() -> None:
     ap.add_argument("--blur-baseline", action="store_true",
                     help="also audit a Gaussian blur whose PSNR matches the best lambda's (a classic baseline)")
     ap.add_argument("--intertwined", default=None, metavar="FONT",
-                    help="also run the intertwined mode toward this font family, with substitution, at the best "
-                         "lambda (e.g. 'DejaVu Sans')")
+                    help="also run the intertwined mode toward this font family, with substitution "
+                         "(e.g. 'DejaVu Sans')")
+    ap.add_argument("--intertwined-lambda", type=float, default=0.5,
+                    help="lambda of the intertwined run (substitution already replaces every image)")
     args = ap.parse_args()
 
     import simreal
@@ -137,7 +139,7 @@ def main() -> None:
     if args.blur_baseline and res.best is not None:
         blur_baseline(data, out, res.best["psnr_db"])
     if args.intertwined:
-        lam = res.best["lambda"] if res.best else max(lambdas)
+        lam = args.intertwined_lambda
         folder = out / f"intertwined_{lam:g}"
         icfg = json.loads(json.dumps(cfg))
         icfg["loss"] = {"lam": lam}
