@@ -102,7 +102,7 @@ def main() -> None:
     out = args.work / f"sweep_{data.name}_steps{args.steps}"
     res = simreal.anonymize.sweep(data, out, lambdas, private_label="font", utility_label="digit", config=cfg,
                                   audit_config=AUDIT, device="cpu", progress=False)
-    original = json.loads((out / "original.json").read_text())
+    original = json.loads((out / "original.json").read_text())["results"]
     wall = time.perf_counter() - t0
 
     n = len(json.loads((data / "annotations.json").read_text())["images"])

@@ -2,9 +2,10 @@
 plot of private and utility accuracy versus lambda (the paper's trade-off figure) with the chance line.
 
 Layout: ``OUT/lambda_<v>/run`` (the run), ``OUT/lambda_<v>/data`` (the anonymized dataset, private field
-kept out), ``OUT/lambda_<v>/audit.json``; ``OUT/original.json`` (attackers on the originals, trained once),
-``OUT/sweep.json``, ``OUT/sweep.md``, ``OUT/sweep.png``. Rerunning the command resumes: finished runs,
-datasets and audits are kept.
+kept out), ``OUT/lambda_<v>/audit.json`` and ``report.md``; ``OUT/original.json`` (attackers on the
+originals, trained once per audit config), ``OUT/sweep.json``, ``OUT/sweep.md``, ``OUT/sweep.png``, ``OUT/log.txt``.
+Rerunning the command resumes: finished runs and datasets are kept (a run with another config is refused),
+audits are kept while the audit config is the same.
 """
 
 from __future__ import annotations
@@ -73,36 +74,52 @@ def sweep(data: str | Path, out: str | Path, lambdas: list[float], *, private_la
         close_logger(log)
 
 
+def _cached_audit(path: Path, audit_cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """An audit.json written with the same audit config (else None: it must be redone)."""
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text(encoding="utf-8"))
+    return res if res.get("config") == audit_cfg else None
+
+
 def _sweep(data: str | Path, out: Path, lambdas: list[float], private_label: str, base: AnonymizeConfig,
            auditor: Auditor, device: str | None, tolerance: float, progress: bool, log: Any) -> SweepResult:
     log.info("sweep of lambda %s on %s (private label %r)", lambdas, data, private_label)
-    original = auditor.original_results()
+    audit_cfg = auditor.cfg.model_dump(mode="json")
+    lams = sorted(set(float(v) for v in lambdas))
+    # the attackers on the originals are trained once per audit config; when every lambda is audited already,
+    # their recorded results are enough (new audits need the fitted attackers themselves)
+    original = None
+    cached = _cached_audit(out / "original.json", audit_cfg)
+    if cached is not None and all(_cached_audit(out / f"lambda_{lam:g}" / "audit.json", audit_cfg) for lam in lams):
+        original = cached["results"]
+    if original is None:
+        original = auditor.original_results()
+        atomic_write_json(out / "original.json", {"config": audit_cfg, "results": original})
     summary = {role: {"field": b["field"], "chance": b["chance"],
                       "best_original": max(r["accuracy"] for r in b["original"].values())}
                for role, b in original.items()}
-    atomic_write_json(out / "original.json", original)
     rows = []
-    for lam in sorted(set(float(v) for v in lambdas)):
+    for lam in lams:
         folder = out / f"lambda_{lam:g}"
         run, anon = folder / "run", folder / "data"
         cfg = base.model_copy(deep=True)
         cfg.loss.lam = lam
         t0 = time.perf_counter()
         timing = folder / "train_seconds.json"
-        if not (run / "checkpoints" / "final.json").is_file() or not timing.is_file():
-            train(data, run, cfg, private_label=private_label, device=device, progress=progress)
+        # always through train(): a finished run with the same config returns at once, another config is refused
+        train(data, run, cfg, private_label=private_label, device=device, progress=progress)
+        if not timing.is_file():
             atomic_write_json(timing, {"seconds": time.perf_counter() - t0})
         seconds = float(json.loads(timing.read_text())["seconds"])
         if not (anon / "dataset.json").is_file():
             apply(run, data, anon, device=device, progress=progress, command="simreal anonymize sweep")
-        audit_json = folder / "audit.json"
-        if audit_json.is_file():
-            res = json.loads(audit_json.read_text())
-        else:
+        res = _cached_audit(folder / "audit.json", audit_cfg)
+        if res is None:
             res = auditor.evaluate(match_anonymized(auditor.orig, anon, progress))
             res["datasets"] = {"original": str(data), "anonymized": str(anon)}
             write_audit_report(folder, res)
-            atomic_write_json(audit_json, res)
+            atomic_write_json(folder / "audit.json", res)
         rows.append(_row(lam, res, seconds))
         log.info("lambda %g: %s", lam, summary_line(res))
     best = best_lambda(rows, tolerance)
