@@ -115,12 +115,13 @@ def main() -> None:
                          for a, r in b["original"].items())
         print(f"  {role} '{b['field']}' (chance {100 * b['chance']:.1f}): {rows}")
     print("\nsweep (best fresh attacker per label on the anonymized images):")
-    print("| lambda | font (private) % | digit (utility) % | digit drop (points) | font, attacker trained on "
-          "originals % | PSNR dB | SSIM | train s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| lambda | font (private) % | font, attacker trained on originals % | digit (utility) % | digit drop "
+          "(points) | digit, classifier trained on originals % | PSNR dB | SSIM | train s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in res.rows:
-        print(f"| {r['lambda']:g} | {100 * r['private']:.1f} ({r['private_attacker']}) | {100 * r['utility']:.1f} | "
-              f"{100 * r['utility_drop']:.1f} | {100 * (r['private_clear_trained'] or 0):.1f} | {r['psnr_db']:.2f} | "
+        print(f"| {r['lambda']:g} | {100 * r['private']:.1f} ({r['private_attacker']}) | "
+              f"{100 * (r['private_clear_trained'] or 0):.1f} | {100 * r['utility']:.1f} | "
+              f"{100 * r['utility_drop']:.1f} | {100 * (r['utility_clear_trained'] or 0):.1f} | {r['psnr_db']:.2f} | "
               f"{r['ssim']:.3f} | {r['train_seconds']:.0f} |")
     chance = original["private"]["chance"]
     best_u = max(v["accuracy"] for v in original["utility"]["original"].values())

@@ -46,7 +46,8 @@ def _row(lam: float, res: dict[str, Any], seconds: float) -> dict[str, Any]:
     if "utility" in res:
         u = res["utility"]["best"]
         row.update({"utility": u["anonymized"]["accuracy"],
-                    "utility_drop": u["original"]["accuracy"] - u["anonymized"]["accuracy"]})
+                    "utility_drop": u["original"]["accuracy"] - u["anonymized"]["accuracy"],
+                    "utility_clear_trained": u.get("clear_trained", {}).get("accuracy")})
     return row
 
 

@@ -160,11 +160,13 @@ def write_sweep_report(out: Path, rows: list[dict[str, Any]], original: dict[str
     if u:
         lines.append(f"Utility label `{u['field']}`: chance {_pct(u['chance'])} %, best classifier on originals "
                      f"{_pct(u['best_original'])} %.")
-    lines += ["", "| lambda | private (best attacker) % | utility (best classifier) % | utility drop (points) | "
-                  "PSNR dB | SSIM | train s |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| lambda | private (best attacker) % | private, attacker trained on originals % | utility (best "
+                  "classifier) % | utility drop (points) | utility, classifier trained on originals % | PSNR dB | "
+                  "SSIM | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         drop = "-" if r.get("utility_drop") is None else f"{100 * r['utility_drop']:.1f}"
-        lines.append(f"| {r['lambda']:g} | {_pct(r['private'])} | {_pct(r.get('utility'))} | {drop} | "
+        lines.append(f"| {r['lambda']:g} | {_pct(r['private'])} | {_pct(r.get('private_clear_trained'))} | "
+                     f"{_pct(r.get('utility'))} | {drop} | {_pct(r.get('utility_clear_trained'))} | "
                      f"{r['psnr_db']:.2f} | {r['ssim']:.3f} | {r['train_seconds']:.0f} |")
     best = best_lambda(rows, tolerance)
     lines += ["", (f"Best lambda (lowest private accuracy with the utility within {100 * tolerance:.0f} points): "
@@ -181,6 +183,8 @@ def write_sweep_report(out: Path, rows: list[dict[str, Any]], original: dict[str
         ax.axhline(u["best_original"], color="C0", ls="--", lw=0.8, label="utility on originals")
     positive = lams[lams > 0]
     ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    ax.set_xticks(lams, [f"{v:g}" for v in lams])
+    ax.minorticks_off()
     ax.set_xlabel("lambda")
     ax.set_ylabel("best fresh attacker, test accuracy")
     ax.set_ylim(0, 1.02)
