@@ -12,6 +12,7 @@ import pytest
 
 from simreal.cli.main import main
 from simreal.datasets import Dataset
+from simreal.datasets.coco import image_file
 
 from .test_train_cli import _kill_after_checkpoint
 
@@ -51,7 +52,7 @@ def test_cli_end_to_end(data: dict[str, Path], tmp_path: Path, capsys: pytest.Ca
     assert out.domain == "anonymized" and len(out) == len(orig)
     assert [r["id"] for r in out.images] == [r["id"] for r in orig.images]
     assert all("font" not in r and "digit" in r and r["domain"] == "anonymized" for r in out.images)
-    assert all(r["file_name"] == f"images/{i:06d}.png" and "anonymized_from" not in r
+    assert all(r["file_name"] == f"{i:06d}.png" and "anonymized_from" not in r
                for i, r in enumerate(out.images))
     prov = json.loads((anon / "dataset.json").read_text())["provenance"]
     assert prov["anonymize_run"] == str(run) and prov["parents"][0]["path"] == str(ds)
@@ -143,8 +144,9 @@ def test_bad_inputs_one_line_exit_2(data: dict[str, Path], tmp_path: Path, capsy
     mixed = _write_variant(ds, tmp_path / "mixed", lambda d: None)
     from PIL import Image
 
-    name = Dataset.open(mixed).images[5]["file_name"]
-    Image.new("L", (14, 12)).save(mixed / name)
+    rec = Dataset.open(mixed).images[5]
+    name = rec["file_name"]
+    Image.new("L", (14, 12)).save(image_file(mixed, rec))
     assert main([*train, "--data", str(mixed), "--private-label", "font", "--out", str(tmp_path / "r3")]) == 2
     _one_line_error(capsys, name, "14x12", "expected 12x12")
     # lambda < 0

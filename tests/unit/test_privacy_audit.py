@@ -28,8 +28,7 @@ def _site_dataset(root: Path, per_site: int = 60, size: int = 16) -> Path:
         site, digit = i % 3, int(rng.integers(10))
         img = render_glyph(digit, font, rng, FONT_RANDOMIZATION, size, binary=False)
         img = np.clip(0.6 * img + 0.2 * (waves[site] + 1) + rng.normal(0, 0.04, img.shape), 0, 1)
-        name = f"images/{i:04d}.png"
-        w.write_file(name, encode_image((img * 255).round().astype(np.uint8)))
+        name = w.write_image(f"{i:04d}.png", encode_image((img * 255).round().astype(np.uint8)))
         records.append({"id": i + 1, "file_name": name, "site": f"site{site}", "digit": digit})
     w.finalize(records, [])
     return root

@@ -129,8 +129,7 @@ def write_font_digits(out: str | Path, per_cell: int = 40, families: int = 12, s
         records = []
         # records in a shuffled order: ids, file names and order must not give the font away
         for k, i in enumerate(sample_rng(seed, 0, stream=8).permutation(len(digits))):
-            name = f"images/{k:06d}.png"
-            writer.write_file(name, encode_image(images[i]), durable=False)
+            name = writer.write_image(f"{k:06d}.png", encode_image(images[i]), durable=False)
             records.append({"id": k + 1, "file_name": name, "width": size, "height": size, "domain": "synthetic",
                             "seed": seed, "params": {"sample": int(i)}, "label": int(digits[i]) + 1,
                             "digit": int(digits[i]), "font": fams[int(fam_idx[i])].name,

@@ -115,8 +115,8 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
     with atomic_dir(out) as tmp:
         writer = DatasetWriter(tmp, f"{ds.name}-anonymized", "anonymized", ds.categories, provenance=provenance)
         for i, rec in enumerate(ds.images):
-            name = f"images/{i:06d}.png"  # neutral names: the original file names may tell the private label
-            writer.write_file(name, encode_image(_to_uint8(outputs[i])), durable=False)
+            # neutral names: the original file names may tell the private label
+            name = writer.write_image(f"{i:06d}.png", encode_image(_to_uint8(outputs[i])), durable=False)
             if rec.get("mask_file"):  # masks (and boxes) still describe the anonymized image
                 writer.write_file(rec["mask_file"], (ds.root / rec["mask_file"]).read_bytes(), durable=False)
             new = {**(rec if keep_private else drop_field(rec, field)), "file_name": name, "domain": "anonymized",
