@@ -3,6 +3,7 @@ one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -54,11 +55,15 @@ def _usage_error_types() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; bad input (a SimrealError or a command-line usage error) becomes one line
     on stderr and exit 2."""
+    from simreal.cli import common
+
     usage = _usage_error_types()
+    common.ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=argv, prog_name="simreal", standalone_mode=False)
     except SimrealError as exc:
-        print(f"simreal: error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") in ("", "0"):  # one line per job: rank 0 speaks for a torchrun job
+            print(f"simreal: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except usage as exc:
         ctx = getattr(exc, "ctx", None)

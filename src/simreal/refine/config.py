@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from simreal.config import StrictModel
+from simreal.config import ComputeSettings, StrictModel
 
 
 class NetConfig(StrictModel):
@@ -36,6 +36,8 @@ class DataConfig(StrictModel):
     flip: bool = True
     max_images: int | None = Field(None, ge=1)
     cache_mb: int = Field(1024, ge=0, description="decoded images kept in memory")
+    workers: int = Field(0, ge=0, description="data-loader processes preparing batches ahead of the training loop "
+                         "(0: in the loop); batches are a function of the iteration, so results do not depend on it")
 
 
 class PerceptualConfig(StrictModel):
@@ -87,7 +89,8 @@ class TrainConfig(StrictModel):
     epochs: int = Field(100, ge=0, description="epochs at constant learning rate")
     epochs_decay: int = Field(100, ge=0, description="epochs of linear decay to 0")
     iterations_per_epoch: int | None = Field(None, ge=1, description="default max(|A|, |B|) / batch_size")
-    batch_size: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, description="images per domain per iteration (the global batch: each of N "
+                            "data-parallel processes takes 1/N of it)")
     lr: float = Field(2e-4, gt=0)
     beta1: float = 0.5
     beta2: float = 0.999
@@ -113,8 +116,9 @@ class CropConfig(StrictModel):
     )
 
 
-class RefinerConfig(StrictModel):
-    """Everything ``simreal refine train`` needs besides the datasets."""
+class RefinerConfig(ComputeSettings):
+    """Everything ``simreal refine train`` needs besides the datasets (and where it runs: ``device``,
+    ``precision``, ``deterministic``)."""
 
     model: Literal["cyclegan", "cut"] = "cyclegan"
     net: NetConfig = Field(default_factory=NetConfig)

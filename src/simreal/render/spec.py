@@ -158,7 +158,10 @@ class RenderSpec(StrictModel):
     spp: int = Field(16, ge=1, le=65536)
     max_depth: int = Field(4, ge=1, le=64)
     filter: Literal["gaussian", "box"] = "gaussian"
-    variant: str = "scalar_rgb"
+    variant: Literal["scalar_rgb", "llvm_ad_rgb", "cuda_ad_rgb"] = Field(
+        "scalar_rgb", description="Mitsuba variant: scalar_rgb (CPU reference), llvm_ad_rgb (JIT-compiled, "
+        "vectorised CPU) or cuda_ad_rgb (GPU); labels are one ray per pixel centre in every variant, image bytes "
+        "differ between variants (docs/devices.md)")
 
 
 class AnnotationSpec(StrictModel):

@@ -51,8 +51,8 @@ def anchor_grid(grid_hw: tuple[int, int], image_hw: tuple[int, int], shapes: tor
     (row, column, anchor); ``shapes`` (K, 2) are anchor (w, h) in input pixels."""
     gh, gw = grid_hw
     sy, sx = image_hw[0] / gh, image_hw[1] / gw
-    cy = (torch.arange(gh, dtype=torch.float32) + 0.5) * sy
-    cx = (torch.arange(gw, dtype=torch.float32) + 0.5) * sx
+    cy = (torch.arange(gh, dtype=torch.float32, device=shapes.device) + 0.5) * sy
+    cx = (torch.arange(gw, dtype=torch.float32, device=shapes.device) + 0.5) * sx
     yy, xx = torch.meshgrid(cy, cx, indexing="ij")
     k = shapes.shape[0]
     ctr = torch.stack([xx, yy], -1).reshape(gh * gw, 1, 2).expand(gh * gw, k, 2)
@@ -111,7 +111,7 @@ def postprocess(raw: torch.Tensor, anchors: torch.Tensor, num_classes: int, imag
     score, label = prob.max(-1)
     boxes = cxcywh_to_xyxy(decode(raw[..., num_classes + 1:], anchors))
     h, w = image_hw
-    lim = torch.tensor([w, h, w, h], dtype=boxes.dtype)
+    lim = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
     boxes = torch.minimum(boxes.clamp(min=0), lim)
     out = []
     for i in range(raw.shape[0]):
