@@ -59,7 +59,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, method, data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     for f in ("config.yaml", "metrics.jsonl", "report.md", "log.txt", "checkpoints/final.safetensors",
               "checkpoints/final.json", "loss.png"):
         assert (run / f).is_file(), f
@@ -67,7 +67,7 @@ def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> 
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     if method == "dann":
         assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "real"
     m = json.loads((rep / "metrics.json").read_text())
     assert 0.0 <= m["accuracy"] <= 1.0 and "roc_auc" in m and "confusion_matrix" in m

@@ -40,12 +40,12 @@ checkpoint_every: 20
 def test_train_dann_then_eval(tmp_path: Path, data: dict[str, Path]) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
     assert any("select/iwv" in r and "source_val" in r for r in recs)
     assert "iwv" in (run / "report.md").read_text()
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "real"
     m = json.loads((rep / "metrics.json").read_text())
     assert 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["pixel_accuracy"] <= 1.0

@@ -240,6 +240,19 @@ def unwrap(module: Any) -> Any:
 
 
 # ------------------------------------------------------------------ launching
+def root_failure(failures: Mapping[int, Any]) -> int:
+    """The rank that stopped a job, from torchrun's failures (``exitcode``, ``timestamp`` per rank): a rank
+    killed by a signal other than torchrun's SIGTERM first, then one that failed by itself, then the ranks
+    that lost a peer (exit 1) or were stopped by torchrun (SIGTERM); the earliest among equals."""
+
+    def order(rank: int) -> tuple[int, float, int]:
+        code = failures[rank].exitcode
+        kind = 0 if code < 0 and code != -15 else 1 if code not in (1, -15) else 2 if code == 1 else 3
+        return kind, failures[rank].timestamp, rank
+
+    return min(failures, key=order)
+
+
 def launch(args: list[str], nproc: int) -> int:
     """Run ``python -m simreal ARGS`` in ``nproc`` processes on this machine with torchrun (in this
     process: killing it kills the workers). Returns the exit code: 0, the workers' common exit code (2 for
@@ -265,7 +278,8 @@ def launch(args: list[str], nproc: int) -> int:
         codes = {rank: f.exitcode for rank, f in exc.failures.items()}
         if set(codes.values()) == {2}:
             return 2
-        rank, code = min(codes.items())
+        rank = root_failure(exc.failures)
+        code = codes[rank]
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         print(f"simreal: error: rank {rank} of {nproc} stopped ({how}); every rank was stopped. Rerun the same "
               "command to resume from the last checkpoint.", file=sys.stderr)

@@ -111,8 +111,9 @@ def assign(targets: list[dict[str, Any]], anchors: torch.Tensor, grid_hw: tuple[
 def loss_terms(raw: torch.Tensor, anchors: torch.Tensor, asg: Assignment, num_classes: int,
                w: LossWeights) -> dict[str, torch.Tensor]:
     """Per-term losses as (B,) per-image sums plus per-image counts (for batch or per-image means); in
-    float32 (also under mixed precision)."""
-    raw = raw.float()
+    float32 under mixed precision."""
+    if raw.dtype in (torch.float16, torch.bfloat16):
+        raw = raw.float()
     b = raw.shape[0]
     c = num_classes
     conf = torch.sigmoid(raw[..., c])
