@@ -131,7 +131,8 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, after: int, timeout:
 
 def test_killed_rank_stops_the_job_then_it_resumes_with_another_world_size(tmp_path: Path,
                                                                           data: dict[str, Path]) -> None:
-    cfg = _config(tmp_path, "dann", data["syn"], data["real"]).read_text()
+    # mixed (no adversary: DANN's min-max game amplifies rounding differences over hundreds of steps)
+    cfg = _config(tmp_path, "mixed", data["syn"], data["real"]).read_text()
     cfg = cfg.replace("optim: {steps: 30, batch_per_domain: 8}", "optim: {steps: 300, batch_per_domain: 8}")
     (tmp_path / "long.yaml").write_text(cfg)
     full, part = tmp_path / "full", tmp_path / "part"
@@ -175,8 +176,8 @@ def test_killed_rank_stops_the_job_then_it_resumes_with_another_world_size(tmp_p
     assert main(["train", "--config", str(tmp_path / "long.yaml"), "--out", str(part), "--device", "cpu", "-q"]) == 0
     assert (part / "log.txt").read_text().count("resuming from step_") == 2
     # 300 steps: summation orders differ between 1 and 2 processes, so float32 rounding drifts a little
-    _same_curve(full, part, tol=2e-4)
-    _same_tensors(full / "checkpoints/final.safetensors", part / "checkpoints/final.safetensors", atol=2e-4)
+    _same_curve(full, part, tol=1e-4)
+    _same_tensors(full / "checkpoints/final.safetensors", part / "checkpoints/final.safetensors", atol=1e-4)
 
 
 def test_bad_config_under_nproc_is_one_line(tmp_path: Path, data: dict[str, Path]) -> None:

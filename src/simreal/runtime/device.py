@@ -53,3 +53,20 @@ def _mps_available() -> bool:
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """The device types this machine has: ``cpu``, plus ``cuda`` and ``mps`` when present."""
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timing; a no-op on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
