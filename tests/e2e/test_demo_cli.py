@@ -13,7 +13,7 @@ from simreal.datasets import Dataset
 
 def test_demo_renders_previews_and_prints_the_digits_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["demo", "--out", str(tmp_path), "--count", "3", "--workers", "1", "--digits-seeds", "1",
-                 "--digits-steps", "30"])
+                 "--digits-steps", "30", "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0
     assert len(Dataset.open(tmp_path / "render_low")) == 3

@@ -30,10 +30,13 @@ def _commands(tmp: Path) -> dict[str, list[str]]:
         "metrics fid": ["metrics", "fid", missing, missing],
         "metrics kid": ["metrics", "kid", missing, missing],
         "metrics pca": ["metrics", "pca", missing, missing, "-o", str(tmp / "p.png")],
+        "bench digits": ["bench", "digits", "--out", str(tmp / "out")],
+        "demo": ["demo", "--out", str(tmp / "out")],
     }
 
 
-COMMANDS = ["train", "eval", "refine train", "refine apply", "refine eval", "metrics fid", "metrics kid", "metrics pca"]
+COMMANDS = ["train", "eval", "refine train", "refine apply", "refine eval", "metrics fid", "metrics kid", "metrics pca",
+            "bench digits", "demo"]
 
 
 @NO_CUDA

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from simreal.cli.common import device_option
+
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for everything the demo writes."),
@@ -15,12 +17,16 @@ def demo(
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", help="Parallel render workers."),
     digits_seeds: int = typer.Option(3, "--digits-seeds", min=0, help="Seeds for the digits table (0 skips it)."),
     digits_steps: int = typer.Option(1200, "--digits-steps", min=1, help="Training steps per digits model."),
+    device: str = device_option(),
 ) -> None:
     """Render a low-fidelity canister dataset (stats + preview grid), then the digits sim-to-real table."""
     import simreal
     from simreal.datasets.contract import Dataset
     from simreal.datasets.inspect import dataset_stats, format_stats, preview_grid
+    from simreal.runtime.device import resolve_device
 
+    if digits_seeds:
+        resolve_device(device)  # fail before rendering, not after
     s = simreal.render("low", out / "render_low", count=count, workers=workers, command="simreal demo")
     ds = Dataset.open(s.out)
     typer.echo(format_stats(dataset_stats(ds)))
@@ -32,7 +38,7 @@ def demo(
 
         typer.echo(f"\ndigits sim-to-real benchmark ({digits_seeds} seeds):")
         digits_cmd(out=out / "digits", seeds=digits_seeds, steps=digits_steps, per_class=500, k_real=5,
-                   selection="last")
+                   selection="last", device=device)
 
 
 def register(app: typer.Typer) -> None:
