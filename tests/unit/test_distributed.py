@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 from simreal.adapt.config import MethodConfig, OptimConfig, SelectionConfig
 from simreal.adapt.trainer import Trainer
+from simreal.datasets.augment import AugmentConfig, Augmenter
 from simreal.datasets.pk_sampler import PKSource
 from simreal.datasets.torchdata import ArraySource, balanced_batch
 from simreal.errors import ConfigError
@@ -30,7 +31,11 @@ def _sources() -> list[ArraySource]:
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_rank_batches_are_the_single_batch_split(world: int) -> None:
+    """Also with augmentation: each rank's rows are augmented as in the single-process batch (the draws are
+    made for the global batch), not with a fresh draw per shard."""
     src = _sources()
+    for s in src:
+        s.augment = Augmenter(AugmentConfig(hflip=0.5, brightness=0.3, contrast=0.3))
     full = balanced_batch(src, step=7, seed=3, per_domain=8)
     parts = [balanced_batch(src, 7, 3, 8, shard=(r, world)) for r in range(world)]
     own = 8 // world
