@@ -6,7 +6,9 @@ The model must be compute-bound for data parallelism to pay on a CPU: by default
 batch 32 (16 per rank with 2 processes). Baselines: one process with one thread (the same total of busy
 cores per process: scaling efficiency), and one process with as many threads as there are processes (what
 a single process would get from the same cores). Each configuration is timed over ``--steps`` steps after
-``--warmup``; images/s = global batch x steps / the slowest rank's time. Prints figures only.
+``--warmup``; images/s = global batch x steps / the slowest rank's time, with the cores the configuration
+actually got (CPU seconds / wall seconds: on a shared machine a ratio means little when these fall short of
+the threads asked for). Prints figures only.
 
 Usage: python benchmarks/ddp_scaling.py [--nproc 2] [--arch resnet18] [--size 64] [--batch 32] [--steps 20]
        [--device cpu] [--no-sync-bn]
@@ -55,7 +57,7 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, threads:
     for i in range(args.warmup + args.steps):
         if i == args.warmup:
             synchronize(ctx.device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         with ctx.autocast():
             loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
@@ -63,18 +65,20 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, threads:
         ctx.step(opt)
         ctx.update()
     synchronize(ctx.device)
-    out[rank] = time.perf_counter() - t0
+    out[rank] = (time.perf_counter() - t0, time.process_time() - c0)
     ctx.close()
 
 
-def measure(world: int, threads: int, args: argparse.Namespace) -> float:
-    """Global images/s of ``world`` processes with ``threads`` threads each."""
+def measure(world: int, threads: int, args: argparse.Namespace) -> tuple[float, float]:
+    """Global images/s of ``world`` processes with ``threads`` threads each, and the cores they got (CPU seconds
+    of all ranks / wall seconds of the slowest: below ``world x threads`` when the machine is shared)."""
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         out = manager.dict()
         mp.start_processes(_worker, args=(world, _port(), args, threads, out), nprocs=world, start_method="spawn")
-        slowest = max(out.values())
-    return args.batch * args.steps / slowest
+        slowest = max(w for w, _ in out.values())
+        cpu = sum(c for _, c in out.values())
+    return args.batch * args.steps / slowest, cpu / slowest
 
 
 def main() -> None:
@@ -102,9 +106,10 @@ def main() -> None:
     best: dict[str, float] = {}
     for r in range(args.repeats):
         for name, (world, threads) in configs.items():
-            rate = measure(world, threads, args)
+            rate, got = measure(world, threads, args)
             best[name] = max(best.get(name, 0.0), rate)
-            print(f"  round {r + 1}: {name:28s} {rate:8.1f} images/s (load {os.getloadavg()[0]:.2f})", flush=True)
+            print(f"  round {r + 1}: {name:28s} {rate:8.1f} images/s, {got:4.2f} cores busy "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
     names = list(configs)
     for name in names:
         print(f"{name:28s} {best[name]:8.1f} images/s")
