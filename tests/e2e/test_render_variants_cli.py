@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 def _annotations(root: Path) -> list[dict]:
     doc = json.loads((root / "annotations.json").read_text())
-    return [{k: a[k] for k in ("image_id", "category_id", "bbox", "area", "segmentation", "amodal_bbox", "visibility")}
+    return [{**{k: a[k] for k in ("image_id", "category_id", "bbox", "area", "segmentation")},
+             **{k: a["simreal"][k] for k in ("instance_id", "amodal_bbox", "visibility", "truncated", "ignore")}}
             for a in doc["annotations"]]
 
 

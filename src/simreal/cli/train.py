@@ -32,7 +32,7 @@ def train_cmd(
     """Train a task model across domains (source only, mixed, DANN, ADDA, fine-tuning).
 
     Rerunning the same command resumes from the last checkpoint, also on another device or with another
-    --nproc. Several machines: `torchrun --nnodes ... -m simreal train ...` (docs/devices.md)."""
+    --nproc. Several machines: torchrun --nnodes ... -m simreal train ... (see docs/devices.md)."""
     import simreal
 
     launch_if_parallel(nproc)
