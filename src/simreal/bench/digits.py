@@ -30,6 +30,7 @@ from simreal.adapt.trainer import Trainer
 from simreal.bench.digits_data import DigitsSplits, make_splits
 from simreal.datasets.torchdata import ArraySource
 from simreal.refine.arrays import ArrayRefinerSettings
+from simreal.runtime.compute import Compute
 from simreal.runtime.seeding import seed_everything
 from simreal.tasks.classify import ClassifyTask
 
@@ -60,6 +61,7 @@ class DigitsConfig:
     alpha: float = 1.0
     selection: str = "last"
     threads: int = 1
+    device: str = "auto"  # where the networks train (simreal.runtime.device.resolve_device)
     rows: tuple[str, ...] = ROWS
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,8 +79,8 @@ def k_per_class(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
-        out, _ = model(x)
-    return float((out.argmax(1).numpy() == y).mean())
+        out, _ = model(x.to(next(model.parameters()).device))
+    return float((out.argmax(1).cpu().numpy() == y).mean())
 
 
 def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
@@ -88,6 +90,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
     whether target labels were used) as the trainer reports it; ``selection_points`` the refiner variants'
     task-space FID/KID to the real digits with the accuracy trained on them."""
     s = splits or make_splits(cfg.n_per_class, 50, seed)
+    ctx = Compute.create(cfg.device, where="--device")
     task = ClassifyTask(10, [str(i) for i in range(10)])
     syn = ArraySource("synthetic", 0, _t(s.source_x), s.source_y.tolist())
     val = ArraySource("synthetic-val", 0, _t(s.source_val_x), s.source_val_y.tolist())
@@ -106,7 +109,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
         seed_everything(seed)
         m = model if model is not None else task.build_model("smallcnn", 1, (8, 8), width=cfg.width)
         tr = Trainer(task, m, sources, method, kw.pop("optim", optim), sel, seed, val=val, progress=False,
-                     target_val=None, **kw)
+                     target_val=None, compute=ctx, **kw)
         res = tr.fit()
         current["selection"] = res.selection
         return res.model
@@ -146,7 +149,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
     def src_features(x: np.ndarray) -> np.ndarray:
         from simreal.refine.select import task_features
 
-        return task_features(pretrained(), [_t(x)])
+        return task_features(pretrained(), [_t(x)], lambda b: b.to(ctx.device))
 
     def score(variant: str, step: int | None, x: np.ndarray, acc: float | None) -> None:
         """A point of the selection table: task-space FID of ``x`` to the real adaptation digits vs accuracy."""
@@ -175,7 +178,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
         at: dict[int, np.ndarray] = {}
         wanted = tuple(c for c in cfg.refine_checkpoints if 0 < c < steps)
         refined_sets[variant] = refine_arrays(
-            s.source_x, s.target_adapt_x, seed, steps=steps, settings=settings, consistency=cons,
+            s.source_x, s.target_adapt_x, seed, steps=steps, settings=settings, device=ctx.device, consistency=cons,
             synthetic_y=s.source_y if sc else None, checkpoints=wanted, on_checkpoint=at.__setitem__)
         for step, x in sorted(at.items()):  # earlier checkpoints: one more classifier each
             score(variant, step, x, _accuracy(train_on(x), test_x, test_y) if selection_points is not None else None)

@@ -110,34 +110,37 @@ def train_array_refiner(
     levels: int = 17,
     settings: ArrayRefinerSettings | None = None,
     log_every: int = 0,
+    device: torch.device | str = "cpu",
     *,
     consistency: SemanticConsistency | None = None,
     synthetic_y: np.ndarray | None = None,
     checkpoints: Sequence[int] = (),
     on_checkpoint: Callable[[int, RefinerModel], None] | None = None,
 ) -> RefinerModel:
-    """Train the in-memory refiner (A = ``synthetic_x``, B = ``real_x``) and return it (eval mode).
+    """Train the in-memory refiner (A = ``synthetic_x``, B = ``real_x``) on ``device`` and return it (eval
+    mode).
 
     ``consistency`` adds the semantic-consistency loss, against ``synthetic_y`` when given (else the frozen
     model's own predictions). ``on_checkpoint(step, model)`` is called (model in eval mode, then back to
     training) after each step listed in ``checkpoints``. Call inside :func:`torch.random.fork_rng` if the
     caller's torch random state matters."""
     s = settings or ArrayRefinerSettings()
-    a_all, b_all = _to_net(synthetic_x, levels, s.scale), _to_net(real_x, levels, s.scale)
-    y_all = None if synthetic_y is None else torch.as_tensor(np.asarray(synthetic_y), dtype=torch.long)
+    a_all = _to_net(synthetic_x, levels, s.scale).to(device)
+    b_all = _to_net(real_x, levels, s.scale).to(device)
+    y_all = None if synthetic_y is None else torch.as_tensor(np.asarray(synthetic_y), dtype=torch.long).to(device)
     if y_all is not None and len(y_all) != len(a_all):
         raise ValueError(f"synthetic_y has {len(y_all)} labels for {len(a_all)} images")
     torch.manual_seed(seed)
-    model = build_model(s.refiner_config(steps, seed), channels=1)
-    model.consistency = consistency
+    model = build_model(s.refiner_config(steps, seed), channels=1).to(device)
+    model.consistency = None if consistency is None else consistency.to(device)
     model.train()
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x5EF1,)))
     batch = min(s.batch, len(a_all), len(b_all))
     wanted = set(checkpoints)
     for it in range(steps):
         model.set_epoch(it)  # one "epoch" per step: constant lr for the first half, then linear to 0
-        ia = rng.choice(len(a_all), size=batch, replace=False)
-        ib = rng.choice(len(b_all), size=batch, replace=False)
+        ia = torch.from_numpy(rng.choice(len(a_all), size=batch, replace=False)).to(device)
+        ib = torch.from_numpy(rng.choice(len(b_all), size=batch, replace=False)).to(device)
         labels = None if y_all is None else y_all[ia]
         losses = model.train_step(a_all[ia], b_all[ib], None, None, it, labels)
         if log_every and (it % log_every == 0 or it == steps - 1):
@@ -155,10 +158,12 @@ def train_array_refiner(
 @torch.no_grad()
 def apply_array_refiner(model: RefinerModel, x: np.ndarray, levels: int = 17, scale: int = 2,
                         batch: int = 512) -> np.ndarray:
-    """Refine (N, H, W) images with a trained refiner; same shape, float32, rounded to ``levels`` levels."""
+    """Refine (N, H, W) images with a trained refiner (on its device); same shape, float32, rounded to
+    ``levels`` levels."""
     x = _check("images", x)
+    dev = next(model.parameters()).device
     out = [
-        _from_net(model.refine(_to_net(x[i:i + batch], levels, scale)), levels, scale)
+        _from_net(model.refine(_to_net(x[i:i + batch], levels, scale).to(dev)).cpu(), levels, scale)
         for i in range(0, len(x), batch)
     ]
     return np.concatenate(out, 0)
@@ -171,13 +176,14 @@ def refine_arrays(
     steps: int = DEFAULT_STEPS,
     levels: int = 17,
     settings: ArrayRefinerSettings | None = None,
+    device: torch.device | str = "cpu",
     *,
     consistency: SemanticConsistency | None = None,
     synthetic_y: np.ndarray | None = None,
     checkpoints: Sequence[int] = (),
     on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
-    """Refine synthetic images towards unlabelled real ones, in memory.
+    """Refine synthetic images towards unlabelled real ones, in memory (networks on ``device``).
 
     ``synthetic_x`` (N, H, W) and ``real_x`` (M, H, W) hold grey levels 0..``levels``-1 (the digits
     benchmark: 8x8, 0..16, float32). Trains a small CycleGAN for ``steps`` iterations on the two sets
@@ -200,12 +206,13 @@ def refine_arrays(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(s.threads, 2)))
     try:
-        with torch.random.fork_rng(devices=[]):
+        dev = torch.device(device)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             hook = None
             if on_checkpoint is not None:
                 def hook(step: int, m: RefinerModel) -> None:
                     on_checkpoint(step, apply_array_refiner(m, syn, levels, s.scale))
-            model = train_array_refiner(syn, real, seed, steps, levels, s, consistency=consistency,
+            model = train_array_refiner(syn, real, seed, steps, levels, s, device=dev, consistency=consistency,
                                         synthetic_y=synthetic_y, checkpoints=checkpoints, on_checkpoint=hook)
             return apply_array_refiner(model, syn, levels, s.scale)
     finally:

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from simreal.errors import ConfigError, RunError, SimrealError
 from simreal.refine.config import RefinerConfig
 from simreal.refine.models import RefinerModel, build_model
+from simreal.runtime.device import resolve_device
 from simreal.runtime.runstore import Checkpoint, RunStore
 
 RUN_KIND = "refine"
@@ -36,10 +38,11 @@ def generator_names(cfg: RefinerConfig) -> tuple[str, ...]:
     return ("G_A", "att_A") if cfg.model == "cyclegan" else ("G",)
 
 
-def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None
+def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None, device: str | None = "cpu"
                  ) -> tuple[RefinerModel, RefinerConfig, dict[str, Any], dict[str, Any]]:
-    """The refiner of a run at ``checkpoint`` (default its latest), in eval mode: (model, config, run info,
-    checkpoint metadata)."""
+    """The refiner of a run at ``checkpoint`` (default its latest), in eval mode on ``device`` (checkpoints
+    are device-agnostic): (model, config, run info, checkpoint metadata)."""
+    dev = resolve_device(device, "--device")
     store = open_run(run)
     cfg = store.config(RefinerConfig)
     if store.info.get("model") != cfg.model:
@@ -49,8 +52,20 @@ def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None
         raise RunError(f"{store.root}: no finished checkpoint yet (train first)")
     model = build_model(inference_config(cfg), int(store.info["channels"]))
     store.load_checkpoint(found, {n: m for n, m in model.named_children() if n in generator_names(cfg)})
+    model.to(dev)
     model.eval()
     return model, cfg, store.info, {**found.meta, "checkpoint": found.path.name}
+
+
+def host_refine_fn(model: RefinerModel) -> Callable[[Tensor], Tensor]:
+    """Host images in [-1, 1] -> refined host images, through ``model`` on its device, without gradients."""
+    dev = next(model.parameters()).device
+
+    def fn(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return model.refine(x.to(dev, non_blocking=True)).float().cpu()
+
+    return fn
 
 
 def import_generator(weights: str | Path, out: str | Path,
@@ -92,9 +107,10 @@ def image_refiner(run: str | Path, channels: int, where: str = "refiner") -> Cal
         raise ConfigError(f"{where}: refiner {run} refines {info['channels']}-channel images, the data has "
                           f"{channels}")
 
+    fn = host_refine_fn(model)
+
     def refine(img: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return to_uint8(model.refine(to_tensor(img)[None])[0])
+        return to_uint8(fn(to_tensor(img)[None])[0])
 
     return refine
 
