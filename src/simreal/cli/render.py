@@ -21,6 +21,18 @@ def config_path(config: str) -> Path:
     return Path(config)
 
 
+def load_render_config(path: Path, overrides: dict[str, object]) -> object:
+    """A scene config, or a people config when the YAML says ``type: people``."""
+    from simreal.config import read_yaml
+
+    data = read_yaml(path) if path.is_file() else None
+    if isinstance(data, dict) and data.get("type") == "people":
+        from simreal.render.people.spec import PeopleConfig
+
+        return load_config(PeopleConfig, path, overrides)
+    return load_config(SceneConfig, path, overrides)
+
+
 def render(
     config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low | high."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (or resume)."),
@@ -49,7 +61,7 @@ def render(
         overrides["resolution"] = [resolution, resolution]
     if crop:
         overrides["crop.enabled"] = True
-    cfg = load_config(SceneConfig, config_path(config), overrides)
+    cfg = load_render_config(config_path(config), overrides)
     s = render_dataset(cfg, out, workers=workers, executor=executor, address=address,
                        command=" ".join(["simreal", *sys.argv[1:]]), quiet=quiet)
     typer.echo(

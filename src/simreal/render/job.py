@@ -75,6 +75,15 @@ def dry_run(cfg: SceneConfig) -> None:
         raise ConfigError(f"config: a sampler rejected its settings ({exc})") from None
 
 
+def _job_functions(cfg: Any) -> tuple[Any, Any]:
+    """The per-task function and the dry run of a config kind (scene samples or people characters)."""
+    if getattr(cfg, "type", None) == "people":
+        from simreal.render.people.reid import people_dry_run, render_character
+
+        return render_character, people_dry_run
+    return render_sample, dry_run
+
+
 def _missing_files(out: Path, manifest: Manifest) -> set[int]:
     """Finished samples whose files are gone or empty (e.g. lost in a power cut): render them again."""
     missing = set()
@@ -138,7 +147,8 @@ def render_dataset(
     out = Path(out)
     digest = config_hash(cfg)
     _check_out(out, digest)
-    dry_run(cfg)  # every file and sampler setting is checked before anything is written
+    task_fn, check = _job_functions(cfg)
+    check(cfg)  # every file and sampler setting is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(out)
     log = folder_logger(out, "render", "render.log")
@@ -165,7 +175,7 @@ def render_dataset(
         with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
             for (_, _, index), result, err in map_tasks(
-                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
+                task_fn, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
             ):
                 if not first_result:
                     first_result = time.perf_counter() - t0
@@ -200,6 +210,8 @@ def render_dataset(
 
 
 def _categories(cfg: SceneConfig) -> list[dict[str, Any]]:
+    if hasattr(cfg, "coco_categories"):
+        return cfg.coco_categories()
     return [{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(cfg.category_names, start=1)]
 
 
