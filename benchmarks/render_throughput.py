@@ -14,14 +14,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from simreal.cli.render import config_path
 from simreal.config import load_config
+from simreal.render.api import tier_path
 from simreal.render.job import render_dataset
 from simreal.render.spec import SceneConfig
 
 
 def run(tier: str, res: int, workers: int, count: int, root: Path) -> dict[str, float]:
-    cfg = load_config(SceneConfig, config_path(tier), {"count": count, "resolution": [res, res], "seed": 1})
+    cfg = load_config(SceneConfig, tier_path(tier), {"count": count, "resolution": [res, res], "seed": 1})
     out = root / f"{tier}-{res}-{workers}"
     s = render_dataset(cfg, out, workers=workers, quiet=True)
     shutil.rmtree(out)

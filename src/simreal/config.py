@@ -3,6 +3,7 @@ name the file and the key."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,11 +71,21 @@ def validate(model: type[M], data: Any, source: str) -> M:
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def load_config(model: type[M], path: str | Path | None, overrides: dict[str, Any] | None = None) -> M:
-    """Load ``path`` (or defaults when None), apply dotted-key ``overrides``, validate."""
+def load_config(model: type[M], path: str | Path | M | dict[str, Any] | None,
+                overrides: dict[str, Any] | None = None) -> M:
+    """A validated config from a YAML ``path``, a config object, a plain dict or None (the defaults),
+    with dotted-key ``overrides`` applied (``{"optim.steps": 200}``)."""
     data: dict[str, Any] = {}
     source = "defaults"
-    if path is not None:
+    if isinstance(path, BaseModel):
+        if not isinstance(path, model):
+            raise ConfigError(f"config: expected a {model.__name__}, got a {type(path).__name__}")
+        if not overrides:
+            return path
+        data, source = path.model_dump(mode="json"), f"{model.__name__} object"
+    elif isinstance(path, dict):
+        data, source = json.loads(json.dumps(path)), "config dict"
+    elif path is not None:
         raw = read_yaml(path)
         source = str(path)
         if raw is not None and not isinstance(raw, dict):

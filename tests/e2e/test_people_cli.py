@@ -81,3 +81,17 @@ def test_people_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
     bad = dict(CFG, poses={"dancing": 1.0})
     assert main(["render", "-c", str(_write(tmp_path, bad)), "-o", str(tmp_path / "o"), "-q"]) == 2
     assert "poses" in capsys.readouterr().err
+    assert main(["render", "-c", str(_write(tmp_path, CFG)), "-o", str(tmp_path / "o"), "--crop", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--crop" in err and "PeopleConfig" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_people_config_through_the_api(tmp_path: Path) -> None:
+    """``simreal.render`` takes a people dict (type: people) as it takes a scene config."""
+    import simreal
+
+    s = simreal.render(dict(CFG, count=1, views=1), tmp_path / "api", workers=1, progress=False)
+    assert s.images == 1 and s.annotations == 1
+    info = json.loads((tmp_path / "api" / "annotations.json").read_text())
+    assert info["images"][0]["person_id"] == 1 and info["categories"][0]["name"] == "person"

@@ -120,8 +120,8 @@ def test_train_apply_eval(data: dict[str, Path], capsys: pytest.CaptureFixture[s
         "log.txt",
         "metrics.jsonl",
         "samples/epoch_0002.png",
-        "checkpoints/epoch_0002.safetensors",
-        "checkpoints/epoch_0002.json",
+        f"checkpoints/{_ckpt(run, 2).name}",
+        f"checkpoints/{_ckpt(run, 2).with_suffix('.json').name}",
     ):
         assert (run / rel).is_file(), rel
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -215,6 +215,14 @@ def test_crop_mode_train_and_apply_keeps_background(data: dict[str, Path], capsy
         assert not np.array_equal(a[fg], b[fg])
 
 
+def _ckpt(run: Path, epoch: int) -> Path:
+    """The tensors of the checkpoint written at the end of ``epoch``."""
+    for meta in (run / "checkpoints").glob("step_*.json"):
+        if json.loads(meta.read_text())["epoch"] == epoch:
+            return meta.with_suffix(".safetensors")
+    raise AssertionError(f"no checkpoint of epoch {epoch} in {run}")
+
+
 def test_resume_after_sigkill(data: dict[str, Path], tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = tmp_path / "slow.yaml"
@@ -238,25 +246,25 @@ def test_resume_after_sigkill(data: dict[str, Path], tmp_path: Path) -> None:
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    first = run / "checkpoints" / "epoch_0001.json"
+    first = run / "checkpoints" / "step_00000006.json"  # epoch 1 of 6 iterations
     deadline = time.time() + 120
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert first.exists(), "no checkpoint written"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = sorted(p.name for p in (run / "checkpoints").glob("epoch_*.json"))
-    assert done and done[-1] != "epoch_0004.json", "training finished before the kill; make it slower"
-    resumed_from = int(done[-1][6:10])
+    done = sorted(p.name for p in (run / "checkpoints").glob("step_*.json"))
+    assert done and done[-1] != "step_00000024.json", "training finished before the kill; make it slower"
+    resumed_from = int(done[-1][5:13])
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     log = (run / "log.txt").read_text()
-    assert f"resumed from epoch_{resumed_from:04d}.json" in log
+    assert f"resumed from step_{resumed_from:08d}.safetensors" in log
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     its = [r["iteration"] for r in rows]
     assert its == sorted(set(its)) and its[-1] == 24  # no duplicated or missing log lines
-    meta = json.loads((run / "checkpoints" / "epoch_0004.json").read_text())
-    assert meta["iteration"] == 24
+    meta = json.loads((run / "checkpoints" / "step_00000024.json").read_text())
+    assert meta["iteration"] == 24 and meta["epoch"] == 4
 
 
 def _err_line(err: str) -> str:
@@ -304,13 +312,13 @@ def test_bad_inputs(data: dict[str, Path], tmp_path: Path, capsys: pytest.Captur
     code, _, err = run_cli(
         ["refine", "apply", "--run", other, "--source", data["src"], "--out", tmp_path / "o"], capsys
     )
-    assert code == 2 and "expected a refiner run" in _err_line(err)
+    assert code == 2 and "expected a 'refine' run" in _err_line(err)
 
     keep = tmp_path / "precious"
     keep.mkdir()
     (keep / "notes.txt").write_text("keep me")
     code, _, err = run_cli(base + ["--source", data["src"], "--target", data["real"], "--out", keep], capsys)
-    assert code == 2 and "not a refiner run folder" in _err_line(err)
+    assert code == 2 and "not a simreal run folder" in _err_line(err)
     assert (keep / "notes.txt").read_text() == "keep me"
 
     code, err = train_with(
@@ -331,7 +339,7 @@ def test_run_of_another_model_is_not_resumed(data: dict[str, Path], tmp_path: Pa
         capsys,
     )
     assert code == 0, err
-    before = (run / "checkpoints" / "epoch_0001.safetensors").read_bytes()
+    before = _ckpt(run, 1).read_bytes()
     code, _, err = run_cli(
         [
             "refine",
@@ -349,8 +357,8 @@ def test_run_of_another_model_is_not_resumed(data: dict[str, Path], tmp_path: Pa
         ],
         capsys,
     )
-    assert code == 2 and "different architecture" in _err_line(err)
-    assert (run / "checkpoints" / "epoch_0001.safetensors").read_bytes() == before
+    assert code == 2 and "different config (first difference: model)" in _err_line(err)
+    assert _ckpt(run, 1).read_bytes() == before
     # a checkpoint that does not fit the run's configured networks
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("ngf: 4", "ngf: 6"))
     code, _, err = run_cli(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +59,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, method, data["syn"], data["real"])), "--out", str(run),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     for f in ("config.yaml", "metrics.jsonl", "report.md", "log.txt", "checkpoints/final.safetensors",
               "checkpoints/final.json", "loss.png"):
         assert (run / f).is_file(), f
@@ -70,17 +74,35 @@ def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> 
     assert (rep / "report.md").is_file() and (rep / "roc.png").is_file()
 
 
-def test_resume_continues_from_last_checkpoint(tmp_path: Path, data: dict[str, Path]) -> None:
-    cfg = _config(tmp_path, "dann", data["syn"], data["real"])
+def _kill_after_checkpoint(cmd: list[str], run: Path, checkpoint: str, timeout: float = 120.0) -> None:
+    """Start ``cmd``, SIGKILL it as soon as ``checkpoint`` is written, and check it was still working."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    try:
+        while not (run / "checkpoints" / checkpoint).is_file():
+            assert proc.poll() is None, f"training ended before {checkpoint}: {proc.stderr.read().decode()[-500:]}"
+            assert time.monotonic() - t0 < timeout, "no checkpoint in time"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "checkpoints" / "final.safetensors").exists(), "the job finished before the kill; make it longer"
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path, data: dict[str, Path]) -> None:
+    cfg = _config(tmp_path, "dann", data["syn"], data["real"], "").read_text()
+    cfg = cfg.replace("optim: {steps: 30, batch_per_domain: 8}", "optim: {steps: 400, batch_per_domain: 8}")
+    (tmp_path / "long.yaml").write_text(cfg)
     full, part = tmp_path / "full", tmp_path / "part"
-    assert main(["train", "--config", str(cfg), "--out", str(full), "--no-progress"]) == 0
-    # interrupted run: train 20 steps, then "resume" with the full config by faking an older run
-    assert main(["train", "--config", str(cfg), "--out", str(part), "--no-progress"]) == 0
-    ck = part / "checkpoints"
-    for p in ck.glob("step_0000030*"):
-        p.unlink()
-    (ck / "final.safetensors").unlink()
-    assert main(["train", "--config", str(cfg), "--out", str(part), "--no-progress"]) == 0
+    assert main(["train", "--config", str(tmp_path / "long.yaml"), "--out", str(full), "--quiet"]) == 0
+    cmd = [sys.executable, "-m", "simreal", "train", "--config", str(tmp_path / "long.yaml"), "--out", str(part), "-q"]
+    _kill_after_checkpoint(cmd, part, "step_00000020.json")
+    assert main(["train", "--config", str(tmp_path / "long.yaml"), "--out", str(part), "--quiet"]) == 0
+    assert "resuming from step_000000" in (part / "log.txt").read_text()
     from safetensors.torch import load_file
 
     a = load_file(str(full / "checkpoints/final.safetensors"))
@@ -88,15 +110,22 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path, data: dict[str, P
     assert a.keys() == b.keys()
     for k in a:
         assert np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-5), k
-    steps = [json.loads(x)["step"] for x in (part / "metrics.jsonl").read_text().splitlines()]
-    assert len(steps) == len(set(map(str, zip(steps, range(len(steps)), strict=True))))
+    # the metrics of the resumed run are those of the uninterrupted one: nothing logged after the
+    # checkpoint the run restarted from survives twice, nothing is missing
+    ra = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], "eval" in r) for r in ra] == [(r["step"], "eval" in r) for r in rb]
+    for x, y in zip(ra, rb, strict=True):
+        for k in ("loss", "lr", "select/source_val"):
+            if k in x:
+                assert abs(x[k] - y[k]) < 1e-5, (x["step"], k)
 
 
 def test_bad_inputs_one_line_exit_2(tmp_path: Path, data: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     bad_method = _config(tmp_path, "nosuch", data["syn"], data["real"])
     assert main(["train", "--config", str(bad_method), "--out", str(tmp_path / "r1")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unknown method" in err[0]
+    assert len(err) == 1 and "method.name" in err[0] and "'dann'" in err[0]  # the allowed values are listed
     bad_task = _config(tmp_path, "dann", data["syn"], data["real"]).read_text().replace("task: classify", "task: x")
     (tmp_path / "t.yaml").write_text(bad_task)
     assert main(["train", "--config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "r2")]) == 2
@@ -115,7 +144,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, data: dict[str, Path], capsy
     # nothing already written is lost: a different config into an existing run folder is refused
     run = tmp_path / "r6"
     assert main(["train", "--config", str(_config(tmp_path, "mixed", data["syn"], data["real"])), "--out", str(run),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     before = (run / "checkpoints/final.safetensors").read_bytes()
     assert main(["train", "--config", str(bad_method.with_name("dann.yaml")), "--out", str(run)]) == 2
     assert "different config" in capsys.readouterr().err

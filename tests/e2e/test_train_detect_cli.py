@@ -67,7 +67,7 @@ def test_detect_train_then_eval_cli(tmp_path: Path, data: dict[str, Path]) -> No
     torch.set_num_threads(1)
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"])), "--out", str(run),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     for f in ("report.md", "loss.png", "disc_acc.png", "checkpoints/final.safetensors", "summary.json"):
         assert (run / f).is_file(), f
     meta = json.loads((run / "checkpoints/final.json").read_text())

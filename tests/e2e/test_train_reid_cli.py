@@ -44,7 +44,7 @@ checkpoint_every: 20
 def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"], method)), "--out", str(run),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     meta = json.loads((run / "checkpoints" / "final.json").read_text())
     assert meta["task"] == "reid" and meta["task_state"] == {"num_ids": 10}
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -68,10 +68,10 @@ def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> 
 def test_no_identities_is_one_line_exit_2(tmp_path: Path, data: dict[str, Path],
                                           capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--config", str(_config(tmp_path, data["noid"], data["real"])), "--out", str(tmp_path / "r"),
-                 "--no-progress"]) == 2
+                 "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "noid" in err[0] and "no identities" in err[0]
     bad = tmp_path / "bad.yaml"
     bad.write_text(_config(tmp_path, data["syn"], data["real"]).read_text().replace("smallcnn", "vgg16"))
-    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
     assert "vgg16" in capsys.readouterr().err

@@ -40,7 +40,7 @@ checkpoint_every: 20
 def test_train_dann_then_eval(tmp_path: Path, data: dict[str, Path]) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"])), "--out", str(run),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
     assert any("select/iwv" in r and "source_val" in r for r in recs)
@@ -58,7 +58,7 @@ def test_train_dann_then_eval(tmp_path: Path, data: dict[str, Path]) -> None:
 def test_finetune_resets_decoder_head(tmp_path: Path, data: dict[str, Path]) -> None:
     cfg = _config(tmp_path, data["syn"], data["real"], method="finetune", real_labelled=True)
     run = tmp_path / "ft"
-    assert main(["train", "--config", str(cfg), "--out", str(run), "--no-progress", "--set", "optim.steps=10",
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet", "--set", "optim.steps=10",
                  "--set", "selection.policy=last"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert recs[-1]["phase"] == "finetune" and recs[-1]["step"] == 20
@@ -68,19 +68,19 @@ def test_finetune_resets_decoder_head(tmp_path: Path, data: dict[str, Path]) -> 
 
 def test_no_masks_is_one_line_exit_2(tmp_path: Path, data: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     cfg = _config(tmp_path, data["nomask"], data["real"])
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nomask" in err[0] and "no instance masks" in err[0]
     bad = tmp_path / "bad.yaml"
     bad.write_text(_config(tmp_path, data["syn"], data["real"]).read_text().replace("unet_small", "unet_vgg"))
-    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
     assert "unet_vgg" in capsys.readouterr().err
 
 
 def test_adda_adapts_the_encoder(tmp_path: Path, data: dict[str, Path]) -> None:
     cfg = _config(tmp_path, data["syn"], data["real"], method="adda")
     run = tmp_path / "adda"
-    assert main(["train", "--config", str(cfg), "--out", str(run), "--no-progress", "--set", "optim.steps=10",
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet", "--set", "optim.steps=10",
                  "--set", "method.adda_steps=10", "--set", "selection.policy=source_val"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any(r["phase"] == "adapt" and "disc_acc/1" in r for r in recs)

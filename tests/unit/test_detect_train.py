@@ -84,11 +84,11 @@ def squares(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_tiny_detector_learns_squares(tmp_path: Path, squares: dict[str, Path]) -> None:
     torch.set_num_threads(1)  # a tiny net: more threads only add contention
     cfg = det_config(tmp_path, f"    - {{path: {squares['train']}, name: syn, role: source}}")
-    summary = train(cfg, tmp_path / "run", progress=False)
+    summary = train(cfg, tmp_path / "run", progress=False).summary
     assert summary["source_val_quality"] >= 0.6
     meta = json.loads((tmp_path / "run/checkpoints/final.json").read_text())
     assert len(meta["task_state"]["fitted_anchors"]) == 3
-    res = evaluate(tmp_path / "run", squares["test"])
+    res = evaluate(tmp_path / "run", squares["test"]).metrics
     print("held-out", {k: res[k] for k in ("precision", "recall", "f1", "mAP", "AP50", "image_roc_auc")})
     assert res["f1"] >= 0.8 and res["AP50"] >= 0.8
     assert res["image_roc_auc"] is not None and res["image_roc_auc"] >= 0.9
@@ -111,7 +111,7 @@ def test_adaptation_on_detector_runs_and_logs_discriminator(tmp_path: Path, squa
     doms = (f"    - {{path: {squares['train']}, name: syn, role: source}}\n"
             f"    - {{path: {squares['real']}, name: real, role: target, labelled: false}}")
     cfg = det_config(tmp_path, doms, method, steps=20, extra="")
-    train(cfg, tmp_path / "run", {"selection.eval_every": 10, "optim.batch_per_domain": 4}, progress=False)
+    train(cfg, tmp_path / "run", overrides={"selection.eval_every": 10, "optim.batch_per_domain": 4}, progress=False)
     recs = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     accs = [r for r in recs if "disc_acc/0" in r and "disc_acc/1" in r]
     assert accs and all(0.0 <= r["disc_acc/1"] <= 1.0 for r in accs)

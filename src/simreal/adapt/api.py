@@ -1,27 +1,29 @@
-"""``simreal train`` and ``simreal eval`` as functions: config -> run folder -> report."""
+"""``simreal train`` and ``simreal eval`` as functions (``simreal.train``, ``simreal.evaluate``,
+``simreal.load_run``): config -> run folder -> report."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from simreal.adapt.config import TrainConfig
-from simreal.adapt.run import RunStore, save_model
 from simreal.adapt.selection import predict_all
 from simreal.adapt.trainer import Trainer
-from simreal.config import dump_config, load_config, validate
+from simreal.config import load_config
 from simreal.datasets.contract import Dataset
 from simreal.datasets.torchdata import FolderSource
 from simreal.errors import ConfigError, DatasetError, RunError
-from simreal.runtime.io import atomic_write_json, atomic_write_text
-from simreal.runtime.progress import close_logger, folder_logger
+from simreal.runtime.io import atomic_write_json
+from simreal.runtime.progress import close_logger
+from simreal.runtime.runstore import RunStore
 from simreal.runtime.seeding import seed_everything
-from simreal.tasks.base import Task, get_task
+from simreal.tasks.base import Task
+from simreal.tasks.registry import get_task
 
 BACKGROUND = "background"
 
@@ -74,12 +76,10 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
     for i, (d, ds) in enumerate(opened):
         idx = list(range(len(ds)))
         if d is ref_cfg and cfg.data.source_val is None and cfg.data.source_val_fraction > 0 and d.role == "source":
-            perm = np.random.default_rng(cfg.seed).permutation(len(ds))
-            n_val = max(1, int(round(len(ds) * cfg.data.source_val_fraction)))
-            if len(ds) - n_val >= 1:
-                val = FolderSource(f"{d.name or ds.name}-val", i, ds, size, ch, task.target, True,
-                                   sorted(perm[:n_val].tolist()))
-                idx = sorted(perm[n_val:].tolist())
+            split = _validation_split(task, ds, cfg.data.source_val_fraction, cfg.seed)
+            if split is not None:
+                idx, val_idx = split
+                val = FolderSource(f"{d.name or ds.name}-val", i, ds, size, ch, task.target, True, val_idx)
         sources.append((FolderSource(d.name or ds.name, i, ds, size, ch, task.target, d.labelled, idx), d.role))
     if cfg.data.source_val:
         vds = Dataset.open(cfg.data.source_val)
@@ -103,6 +103,18 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
     return task, sources, val, tval
 
 
+def _validation_split(task: Task, ds: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]] | None:
+    """(train, validation) indices of the first labelled source: the task's own split when it has one
+    (re-id holds out identities), else a random ``fraction`` of the images; None when too small."""
+    if hasattr(task, "validation_split"):
+        return task.validation_split(ds, fraction, seed)
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    n_val = max(1, int(round(len(ds) * fraction)))
+    if len(ds) - n_val < 1:
+        return None
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+
+
 def task_options(cfg: TrainConfig) -> dict[str, Any]:
     """Task constructor options from the config (segment / reid sections, reid loss weights)."""
     if cfg.task == "segment":
@@ -116,53 +128,101 @@ def task_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
+    """The task model of ``cfg.model.arch``; ``model.weights`` (torchvision or simreal format) are loaded
+    into its registry network, without a classifier head of another class count."""
     model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
                              embedding_dim=cfg.model.embedding_dim)
     if cfg.model.weights:
+        from simreal.nn.registry import model_info
         from simreal.nn.weights import load_into, load_state_dict_file, map_torchvision_keys
+        from simreal.tasks.registry import task_model_family
 
-        prefix = getattr(model, "weights_prefix", "backbone.")
+        info = model_info(cfg.model.arch, task_model_family(cfg.task))
+        prefix = model.network_prefix + (info.torchvision_prefix or "")
         state = map_torchvision_keys(load_state_dict_file(cfg.model.weights), prefix)
         own = model.state_dict()
-        # a torchvision classifier head (fc) of another class count, or one the model lacks, is not loaded
-        skip = tuple(k for k in state
-                     if k.startswith(prefix + "fc.") and (k not in own or own[k].shape != state[k].shape))
+        head = prefix + info.head + "." if info.head else None
+        # a torchvision classifier head of another class count, or one the model lacks, is not loaded
+        skip = tuple(k for k in state if head and k.startswith(head)
+                     and (k not in own or own[k].shape != state[k].shape))
         load_into(model, state, cfg.model.weights, skip_prefixes=skip,
-                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + (prefix + "fc.",))
+                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + ((head,) if head else ()))
     return model
 
 
-def train(config: str | Path, out: str | Path, overrides: dict[str, Any] | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train per ``config`` into the run folder ``out`` (resuming if it holds the same config)."""
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns: the run folder, how the model was selected, and summary figures."""
+
+    run: Path
+    selection: dict[str, Any]
+    summary: dict[str, Any]
+
+    @property
+    def report(self) -> Path:
+        return self.run / "report.md"
+
+    @property
+    def model_path(self) -> Path:
+        return self.run / "checkpoints" / "final.safetensors"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What :func:`evaluate` returns: the report folder and every figure (as in ``metrics.json``)."""
+
+    out: Path
+    metrics: dict[str, Any]
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A finished training run, ready to predict: config, task, selected model (eval mode) and metadata."""
+
+    run: Path
+    config: TrainConfig
+    task: Task
+    model: torch.nn.Module
+    meta: dict[str, Any]
+
+    def __iter__(self) -> Any:  # (cfg, task, model, meta) = load_run(...)
+        return iter((self.config, self.task, self.model, self.meta))
+
+
+RUN_KIND = "train"
+VOLATILE = ("device",)  # config keys that may change when a run is resumed (they do not change the result)
+
+
+def train(config: TrainConfig | str | Path | dict[str, Any], out: str | Path, *,
+          overrides: dict[str, Any] | None = None, progress: bool = True) -> TrainResult:
+    """Train per ``config`` (a TrainConfig, a YAML path or a dict) into the run folder ``out``; rerunning
+    with the same config resumes from the last checkpoint."""
     cfg = load_config(TrainConfig, config, overrides)
     out = Path(out)
-    resolved = dump_config(cfg)
-    if (out / "config.yaml").is_file():
-        if yaml.safe_load((out / "config.yaml").read_text()) != yaml.safe_load(resolved):
-            raise RunError(f"{out}: run folder holds a different config.yaml; use a new --out to start another run")
-    elif out.exists() and any(out.iterdir()):
-        raise RunError(f"{out}: folder exists and is not a simreal run (no config.yaml); use a new --out")
+    if (out / "config.yaml").is_file() and not (out / "run.json").is_file():
+        raise RunError(f"{out}: a run folder of an older simreal (no run.json); use a new --out")
     task, sources, val, tval = build_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, task)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", resolved)
-    log = folder_logger(out, "train")
-    store = RunStore(out)
+    store, resumed = RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE)
+    log = store.logger("train")
     ck = store.latest_checkpoint()
     if ck is not None:
-        store.truncate_metrics(int(ck["step"]))
-        log.info("resuming from %s", ck["stem"].name)
+        store.truncate_metrics(ck.step)
+        log.info("resuming from %s", ck.path.name)
     log.info("task=%s method=%s domains=%s", cfg.task, cfg.method.name, [s.name for s, _ in sources])
     trainer = Trainer(task, model, sources, cfg.method, cfg.optim, cfg.selection, cfg.seed, val=val, target_val=tval,
                       store=store, checkpoint_every=cfg.checkpoint_every, progress=progress,
-                      on_log=lambda r: log.info(json.dumps(r)))
+                      on_log=lambda r: log.info(json.dumps(r)), keep_checkpoints=cfg.keep_checkpoints)
     result = trainer.fit()
     meta = {"task": cfg.task, "arch": cfg.model.arch, "classes": task.class_names, "method": cfg.method.name,
             "selection": result.selection, "image_size": list(cfg.data.image_size), "channels": cfg.data.channels,
             "domains": [s.name for s, _ in sources], "task_state": getattr(task, "state", dict)()}
-    save_model(out / "checkpoints" / "final.safetensors", result.model, meta)
+    store.save_model("final", result.model, meta)
     summary: dict[str, Any] = {"selection": result.selection}
     if val is not None:
         summary["source_val_quality"] = task.quality(predict_all(task, result.model, val),
@@ -173,34 +233,29 @@ def train(config: str | Path, out: str | Path, overrides: dict[str, Any] | None 
     write_train_report(out, cfg, result.history, summary)
     log.info("done: %s", json.dumps(summary))
     close_logger(log)
-    return summary
+    return TrainResult(out, result.selection, summary)
 
 
-def load_run(run: str | Path) -> tuple[TrainConfig, Task, torch.nn.Module, dict[str, Any]]:
-    """The config, task and selected model of a finished run."""
+def load_run(run: str | Path) -> LoadedRun:
+    """The config, task and selected model (eval mode) of a finished training run."""
     run = Path(run)
-    if not (run / "config.yaml").is_file():
-        raise RunError(f"{run}: not a run folder (no config.yaml)")
-    final = run / "checkpoints" / "final.safetensors"
-    if not final.is_file():
-        raise RunError(f"{run}: run has no final model yet (checkpoints/final.safetensors); finish training first")
-    from simreal.config import read_yaml
-
-    cfg = validate(TrainConfig, read_yaml(run / "config.yaml"), str(run / "config.yaml"))
-    meta = json.loads(final.with_suffix(".json").read_text())
+    store = RunStore.open(run, RUN_KIND)
+    cfg = store.config(TrainConfig)
+    state, meta = store.load_model_state("final")
     task = get_task(cfg.task, len(meta["classes"]), meta["classes"], **task_options(cfg),
                     **meta.get("task_state", {}))
     model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
                              embedding_dim=cfg.model.embedding_dim)
-    from simreal.nn.weights import load_into, load_state_dict_file
+    from simreal.nn.weights import load_into
 
-    load_into(model, load_state_dict_file(final), str(final))
+    load_into(model, state, str(store.model_path("final")))
     model.eval()
-    return cfg, task, model, meta
+    return LoadedRun(run, cfg, task, model, meta)
 
 
-def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate the run's selected model on dataset ``data``; writes report.md + metrics.json + PNGs."""
+def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -> EvalResult:
+    """Evaluate the run's selected model on the labelled dataset ``data``; writes report.md, metrics.json
+    and plots into ``out`` (default ``RUN/eval/<dataset name>``)."""
     cfg, task, model, meta = load_run(run)
     ds = Dataset.open(data)
     if ds.categories and task.shared_classes and not _same_classes(_class_list(ds, cfg.task), meta["classes"]):
@@ -212,4 +267,4 @@ def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -
     out = Path(out) if out is not None else Path(run) / "eval" / ds.name
     from simreal.adapt.report import write_eval_report
 
-    return write_eval_report(out, task, model, src, meta, str(data))
+    return EvalResult(out, write_eval_report(out, task, model, src, meta, str(data)))

@@ -1,96 +1,160 @@
-"""The training config (``simreal train --config train.yaml``); see docs/train.md."""
+"""The training config (``simreal train --config train.yaml``); see docs/train.md and docs/config.md."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from simreal.config import StrictModel
 from simreal.tasks.detect_config import DetectConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
+Method = Literal["source_only", "mixed", "dann", "adda", "finetune"]
+Policy = Literal["last", "source_val", "iwv", "target_val"]
 
 
 class DomainConfig(StrictModel):
     """One training domain: a dataset folder or image folder."""
 
-    path: str
-    name: str | None = None
-    role: Literal["source", "target"] = "source"
-    labelled: bool = True  # False: task labels of this domain are never used for training
+    path: str = Field(description="dataset folder (simreal contract) or image folder (flat or one sub-folder per "
+                                  "class)")
+    name: str | None = Field(None, description="display name in logs and reports (default: the dataset's name)")
+    role: Literal["source", "target"] = Field("source", description="source (labelled training data) or target (the "
+                                                                      "domain the model must work on)")
+    labelled: bool = Field(True, description="false: this domain's task labels are never used for training")
 
 
 class DataConfig(StrictModel):
-    domains: list[DomainConfig] = Field(min_length=1)
-    source_val: str | None = None  # labelled source validation set (for selection)
-    source_val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # split off the labelled sources when no source_val
-    target_val: str | None = None  # labelled target validation set: used only with selection.allow_target_labels
-    image_size: tuple[int, int] = (64, 64)
-    channels: Literal[1, 3] = 3
+    """Where the images come from and how they are fed to the model."""
+
+    domains: list[DomainConfig] = Field(min_length=1, description="the training domains; DANN learns to confuse them")
+    source_val: str | None = Field(None, description="labelled source validation set (for model selection)")
+    source_val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the first labelled source "
+                                       "split off for validation when source_val is not given")
+    target_val: str | None = Field(None, description="labelled target validation set: used only with "
+                                                     "selection.allow_target_labels (oracle selection)")
+    image_size: tuple[int, int] = Field((64, 64), description="(height, width) images are resized to")
+    channels: Literal[1, 3] = Field(3, description="1 (grey) or 3 (RGB) input channels")
 
 
 class ModelConfig(StrictModel):
-    arch: str = "resnet18"
-    width: int = Field(32, ge=4)  # smallcnn width
-    weights: str | None = None  # local torchvision-format or simreal weights for the backbone
-    embedding_dim: int = Field(128, ge=8)  # reid
+    """The task network: an architecture of the model registry (simreal.nn.registry) for the task."""
+
+    arch: str | None = Field(None, description="architecture; allowed values depend on the task (classify/reid: "
+                             "smallcnn, resnet18, resnet34, resnet50; segment: unet_small, unet_resnet18/34/50; "
+                             "detect: squeezedet_tiny, squeezedet, resnet18/34/50); default: the task's default")
+    width: int = Field(32, ge=4, description="base channel width of the small networks (smallcnn, unet_small, "
+                                             "squeezedet_tiny)")
+    weights: str | None = Field(None, description="local torchvision-format or simreal weights file for the "
+                                                  "backbone (never downloaded)")
+    embedding_dim: int = Field(128, ge=8, description="reid: embedding size (equal to the backbone width: no "
+                                                      "reduction layer)")
 
 
 class MethodConfig(StrictModel):
-    name: str = "source_only"
-    alpha: float = Field(1.0, ge=0.0)  # GRL coefficient (constant) or its maximum (dann schedule)
-    schedule: Literal["constant", "dann"] = "dann"
-    gamma: float = 10.0
-    disc_hidden: list[int] = [512, 256]
-    adda_steps: int = Field(1000, ge=1)
-    adda_lr: float = 2e-4
-    finetune_steps: int = Field(500, ge=1)
-    finetune_lr_factor: float = Field(0.1, gt=0.0)
-    triplet_weight: float = Field(0.0, ge=0.0)  # reid: weight of the batch-hard triplet loss
-    triplet_margin: float = 0.3
+    """The adaptation method and its settings."""
 
-    @model_validator(mode="after")
-    def _known(self) -> MethodConfig:
-        if self.name not in METHODS:
-            raise ValueError(f"unknown method {self.name!r} (expected one of {', '.join(METHODS)})")
-        return self
+    name: Method = Field("source_only", description="source_only | mixed (balanced batches over labelled domains) "
+                         "| dann (k-domain gradient reversal) | adda | finetune (pretrain, then labelled target)")
+    alpha: float = Field(1.0, ge=0.0, description="DANN: GRL coefficient (constant) or its maximum (dann schedule)")
+    schedule: Literal["constant", "dann"] = Field("dann", description="DANN: GRL coefficient schedule; dann = "
+                                                  "alpha * (2 / (1 + exp(-gamma p)) - 1) over training progress p")
+    gamma: float = Field(10.0, description="DANN: steepness of the dann schedule")
+    disc_hidden: list[int] = Field([512, 256], description="hidden layer widths of the domain discriminator MLP")
+    adda_steps: int = Field(1000, ge=1, description="ADDA: adversarial steps after source pre-training")
+    adda_lr: float = Field(2e-4, gt=0.0, description="ADDA: Adam learning rate of the target encoder and the "
+                                                      "discriminator (reference: 2e-4, beta1 0.5)")
+    finetune_steps: int = Field(500, ge=1, description="finetune: steps on the labelled target domain")
+    finetune_lr_factor: float = Field(0.1, gt=0.0, description="finetune: learning rate = optim.lr * factor")
+    triplet_weight: float = Field(0.0, ge=0.0, description="reid: weight of the batch-hard triplet loss")
+    triplet_margin: float = Field(0.3, description="reid: margin of the batch-hard triplet loss")
 
 
 class OptimConfig(StrictModel):
-    steps: int = Field(1000, ge=1)
-    batch_per_domain: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    lr_schedule: Literal["constant", "dann", "cosine"] = "dann"
+    """Optimisation of the task model."""
+
+    steps: int = Field(1000, ge=1, description="training steps (the pre-training phase of adda and finetune)")
+    batch_per_domain: int = Field(32, ge=1, description="images drawn from each domain per step")
+    lr: float = Field(1e-3, gt=0.0, description="Adam(W) learning rate")
+    weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay (0: Adam)")
+    lr_schedule: Literal["constant", "dann", "cosine"] = Field(
+        "dann", description="learning-rate factor per phase: constant, dann = 1 / (1 + 10 p)^0.75, or cosine")
 
 
 class SelectionConfig(StrictModel):
-    policy: Literal["last", "source_val", "iwv", "target_val"] = "source_val"
-    allow_target_labels: bool = False  # required for policy target_val (oracle selection)
-    eval_every: int = Field(200, ge=1)
+    """Which checkpoint becomes the run's model. No target labels unless explicitly allowed."""
+
+    policy: Policy | None = Field(None, description="last | source_val (labelled source validation) | iwv "
+                                  "(importance-weighted validation) | target_val (oracle: needs "
+                                  "allow_target_labels); default: iwv for adda, source_val otherwise")
+    allow_target_labels: bool = Field(False, description="required for policy target_val (oracle selection); "
+                                                         "reports say when it was used")
+    eval_every: int = Field(200, ge=1, description="steps between selection evaluations (last phase)")
 
 
 class SegmentOptions(StrictModel):
-    class_weights: list[float] | None = None  # pixel cross-entropy weights: background, then each class
+    """Options of task segment."""
+
+    class_weights: list[float] | None = Field(None, description="pixel cross-entropy weights: background, then "
+                                                                "each class")
 
 
 class ReidOptions(StrictModel):
-    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)  # identity cross-entropy
-    instances_per_identity: int = Field(4, ge=2)  # K of the P x K batches used with the triplet loss
-    distance: Literal["euclidean", "cosine"] = "euclidean"  # retrieval distance between embeddings
-    normalize: bool = True  # L2-normalise embeddings before the Euclidean distance
+    """Options of task reid."""
+
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="identity cross-entropy label smoothing")
+    instances_per_identity: int = Field(4, ge=2, description="K of the P x K batches used with the triplet loss")
+    distance: Literal["euclidean", "cosine"] = Field("euclidean", description="retrieval distance between "
+                                                                               "embeddings")
+    normalize: bool = Field(True, description="L2-normalise embeddings before the Euclidean distance")
 
 
 class TrainConfig(StrictModel):
-    task: Literal["classify", "segment", "detect", "reid"] = "classify"
-    seed: int = 0
-    data: DataConfig
-    model: ModelConfig = ModelConfig()
-    method: MethodConfig = MethodConfig()
-    optim: OptimConfig = OptimConfig()
-    selection: SelectionConfig = SelectionConfig()
-    checkpoint_every: int = Field(200, ge=1)
-    segment: SegmentOptions = SegmentOptions()  # task segment only
-    reid: ReidOptions = ReidOptions()  # task reid only
-    detect: DetectConfig = DetectConfig()  # task detect only (anchors, NMS, loss weights)
+    """A training run: task, data domains, model, adaptation method, optimisation and selection."""
+
+    task: str = Field("classify", description="classify | segment | detect | reid (the task registry)")
+    seed: int = Field(0, description="root seed: batches, initialisation and splits are functions of it")
+    data: DataConfig = Field(description="domains and image format")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the task network")
+    method: MethodConfig = Field(default_factory=MethodConfig, description="the adaptation method")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="optimisation")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="model selection")
+    checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints (resume points)")
+    keep_checkpoints: int = Field(2, ge=1, description="how many of the latest checkpoints are kept")
+    segment: SegmentOptions = Field(default_factory=SegmentOptions, description="task segment only")
+    reid: ReidOptions = Field(default_factory=ReidOptions, description="task reid only")
+    detect: DetectConfig = Field(default_factory=DetectConfig, description="task detect only (anchors, NMS, loss "
+                                                                           "weights)")
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        from simreal.tasks.registry import task_names
+
+        if v not in task_names():
+            raise ValueError(f"unknown task {v!r} (expected one of {', '.join(task_names())})")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> TrainConfig:
+        from simreal.nn.registry import list_models
+        from simreal.tasks.registry import TASKS
+
+        entry = TASKS.get(self.task)
+        family = entry.meta["model_family"]
+        allowed = list_models(family)
+        if self.model.arch is None:
+            self.model.arch = DEFAULT_ARCH.get(self.task, allowed[0])
+        elif self.model.arch not in allowed:
+            raise ValueError(f"model.arch: {self.model.arch!r} is not an architecture for task {self.task} "
+                             f"(expected one of {', '.join(allowed)})")
+        if self.selection.policy is None:
+            # source_val picks ADDA's least-adapted checkpoint by construction: importance weighting
+            # scores the source-validation loss under the target distribution instead
+            self.selection.policy = "iwv" if self.method.name == "adda" else "source_val"
+        return self
+
+
+DEFAULT_ARCH: dict[str, Any] = {"classify": "resnet18", "reid": "resnet18", "segment": "unet_resnet18",
+                                "detect": "resnet18"}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from simreal.adapt.config import TrainConfig
-from simreal.metrics.plots import save_confusion, save_curves
+from simreal.metrics.plots import save_curves
 from simreal.runtime.io import atomic_write_json, atomic_write_text
 
 
@@ -92,28 +92,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-def classification_eval(task: Any, preds: list[dict[str, Any]], targets: list[Any], out: Path) -> dict[str, Any]:
-    """Classification figures + confusion/ROC/PR plots; unlabelled samples are left out."""
-    from simreal.metrics.classification import classification_report
-    from simreal.metrics.ranking import pr_curve, roc_curve
-
-    prob = np.concatenate([p["prob"] for p in preds])
-    keep = np.array([t is not None for t in targets])
-    y = np.array([t for t in targets if t is not None], dtype=np.int64)
-    prob = prob[keep]
-    res = classification_report(y, prob, task.class_names)
-    save_confusion(out / "confusion.png", np.array(res["confusion_matrix"]), task.class_names)
-    rocs, prs = [], []
-    for i, name in enumerate(task.class_names):
-        yi = (y == i).astype(int)
-        if 0 < yi.sum() < len(yi):
-            fpr, tpr, a = roc_curve(yi, prob[:, i])
-            r, p, ap = pr_curve(yi, prob[:, i])
-            rocs.append((fpr, tpr, f"{name} (AUC {a:.3f})"))
-            prs.append((r, p, f"{name} (AP {ap:.3f})"))
-    if rocs:
-        save_curves(out / "roc.png", rocs, "false positive rate", "true positive rate", "ROC (one vs rest)", True)
-        save_curves(out / "pr.png", prs, "recall", "precision", "precision-recall (one vs rest)")
-    return res

@@ -82,17 +82,20 @@ def plan_phases(method: MethodConfig, optim: OptimConfig, sources: list[tuple[Do
 
 
 class Trainer:
-    """Runs the phases of one method; optional ``store`` (a RunStore) checkpoints and logs."""
+    """Runs the phases of one method; optional ``store`` (a :class:`simreal.runtime.runstore.RunStore`)
+    checkpoints and logs."""
 
     def __init__(
         self, task: Any, model: nn.Module, sources: list[tuple[DomainSource, str]], method: MethodConfig,
         optim: OptimConfig, selection: SelectionConfig, seed: int = 0, *, val: DomainSource | None = None,
         target_val: DomainSource | None = None, store: Any = None, checkpoint_every: int = 200,
         progress: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None, pretrained: bool = False,
+        keep_checkpoints: int = 2,
     ) -> None:
         self.task, self.model, self.method, self.optim, self.sel = task, model, method, optim, selection
         self.seed, self.val, self.target_val, self.store = seed, val, target_val, store
         self.checkpoint_every, self.progress, self.on_log = checkpoint_every, progress, on_log
+        self.keep_checkpoints = keep_checkpoints
         self.sources = sources
         self.phases = plan_phases(method, optim, sources)
         if pretrained:  # the model is already trained on the sources: skip a "pretrain" phase
@@ -173,13 +176,14 @@ class Trainer:
         if self.store is not None:
             ck = self.store.latest_checkpoint()
             if ck is not None:
-                start = int(ck["step"])
+                start = ck.step
                 pi, _ = self._phase_at(start)
                 for j in range(1, pi + 1):
                     self._enter_phase(j)  # the checkpoint then restores every module of that phase
-                self.store.restore(ck, self.modules(), self.optimizers())
-                self.best = ck["meta"].get("best", self.best)
-                self._best_state = self.store.load_best_state()
+                self.store.load_checkpoint(ck, self.modules(), self.optimizers())
+                self.best = ck.meta.get("best", self.best)
+                if self.store.has_model("best"):
+                    self._best_state = self.store.load_model_state("best")[0]
                 self.history = self.store.read_metrics()
         self._loop(start)
         return self._finish()
@@ -188,7 +192,7 @@ class Trainer:
         from simreal.runtime.progress import make_progress
 
         t0, n_images = time.perf_counter(), 0
-        with make_progress("img") as prog:
+        with make_progress("step", disable=not self.progress) as prog:
             bar = prog.add_task(f"{self.method.name}", total=self.total, completed=start) if self.progress else None
             for g in range(start, self.total):
                 pi, local = self._phase_at(g)
@@ -220,14 +224,16 @@ class Trainer:
                 step = g + 1
                 last_phase = pi == len(self.phases) - 1
                 if step % 20 == 0 or step == self.total:
-                    rec = {"step": step, "phase": ph.name, "lr": ph.lr * f,
+                    # the learning rate the optimiser actually used (not the planned one)
+                    rec = {"step": step, "phase": ph.name, "lr": self.opt.param_groups[0]["lr"],
                            "images_per_s": n_images / max(time.perf_counter() - t0, 1e-9), **rec}
                     self._log(rec)
                 if last_phase and (local + 1) % self.sel.eval_every == 0 or step == self.total:
                     self._evaluate(step)
                 if self.store is not None and (step % self.checkpoint_every == 0 or step == self.total):
                     self.store.save_checkpoint(step, self.modules(), self.optimizers(),
-                                               {"best": self.best, "phase": ph.name})
+                                               meta={"best": self.best, "phase": ph.name},
+                                               keep=self.keep_checkpoints)
                 if bar is not None:
                     prog.advance(bar, 1)
 
@@ -253,7 +259,7 @@ class Trainer:
             self.best = {"step": step, "score": score}
             self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             if self.store is not None:
-                self.store.save_best(self.model, {"step": step, "score": score, "policy": pol})
+                self.store.save_model("best", self.model, {"step": step, "score": score, "policy": pol})
 
     def _finish(self) -> FitResult:
         pol = self.sel.policy

@@ -17,15 +17,11 @@ def demo(
     digits_steps: int = typer.Option(1200, "--digits-steps", min=1, help="Training steps per digits model."),
 ) -> None:
     """Render a low-fidelity canister dataset (stats + preview grid), then the digits sim-to-real table."""
-    from simreal.cli.render import config_path
-    from simreal.config import load_config
+    import simreal
     from simreal.datasets.contract import Dataset
     from simreal.datasets.inspect import dataset_stats, format_stats, preview_grid
-    from simreal.render.job import render_dataset
-    from simreal.render.spec import SceneConfig
 
-    cfg = load_config(SceneConfig, config_path("low"), {"count": count})
-    s = render_dataset(cfg, out / "render_low", workers=workers, command="simreal demo")
+    s = simreal.render("low", out / "render_low", count=count, workers=workers, command="simreal demo")
     ds = Dataset.open(s.out)
     typer.echo(format_stats(dataset_stats(ds)))
     grid = preview_grid(ds, out / "render_low_preview.png", n=16)

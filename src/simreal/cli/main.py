@@ -36,29 +36,45 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, dataset, demo, metrics, people, refine, render, train
+    from simreal.cli import bench, config, dataset, demo, metrics, people, refine, render, train
 
-    for module in (render, dataset, demo, refine, metrics, train, bench, people):
+    for module in (render, dataset, demo, refine, metrics, train, bench, config, people):
         module.register(app)
 
 
 _register()
 
 
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    # typer raises its (vendored) click's UsageError for bad options; BadParameter is one of them
+    return tuple(c for c in typer.BadParameter.__mro__ if c.__name__ in ("UsageError", "ClickException"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; bad input becomes one line on stderr and exit 2."""
+    """Entry point: run the app; bad input (a SimrealError or a command-line usage error) becomes one line
+    on stderr and exit 2."""
+    usage = _usage_error_types()
     try:
-        app(args=argv, standalone_mode=True)
+        rv = app(args=argv, prog_name="simreal", standalone_mode=False)
     except SimrealError as exc:
         print(f"simreal: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except usage as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        print(f"simreal: error: {where}{message} (see --help)", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        print("simreal: interrupted", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("simreal: interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import typer
+
+from simreal.cli.common import quiet_option
+
+Extractor = Literal["inception", "vgg16", "pixels"]
 
 metrics_app = typer.Typer(
     name="metrics", help="Distribution metrics between image sets.", no_args_is_help=True
 )
 
-_EXTRACTOR = typer.Option("inception", "--extractor", help="inception (pytorch-fid) | vgg16 | pixels.")
+_EXTRACTOR = typer.Option("inception", "--extractor", help="Feature space: inception (pytorch-fid), vgg16 or "
+                                                               "pixels.")
 _WEIGHTS = typer.Option(None, "--weights", help="Local weights file (pt_inception-2015-12-05-6726825d.pth).")
 _DIMS = typer.Option(2048, "--dims", help="Inception feature dimension: 64, 192, 768 or 2048.")
 _LAYER = typer.Option("pool5", "--layer", help="VGG16 layer for --extractor vgg16.")
@@ -28,12 +34,14 @@ def _features(
     layer: str,
     batch: int,
     max_images: int | None,
+    quiet: bool = False,
 ) -> list:
     from simreal.metrics.features import extract_features, make_extractor
 
     ext = make_extractor(extractor, weights, dims, layer)
     return [
-        extract_features(p, ext, batch_size=batch, max_images=max_images, description=p.name) for p in paths
+        extract_features(p, ext, batch_size=batch, max_images=max_images, description=p.name, progress=not quiet)
+        for p in paths
     ]
 
 
@@ -48,25 +56,24 @@ def _write_json(path: Path | None, obj: dict) -> None:
 def fid_cmd(
     a: Path = typer.Argument(..., help="First image set."),
     b: Path = typer.Argument(..., help="Second image set."),
-    extractor: str = _EXTRACTOR,
+    extractor: Extractor = _EXTRACTOR,
     weights: Path | None = _WEIGHTS,
     dims: int = _DIMS,
     layer: str = _LAYER,
     batch_size: int = _BATCH,
     max_images: int | None = _MAX,
-    method: str = typer.Option("sqrtm", "--method", help="sqrtm (pytorch-fid) or eigvals (torch-fidelity)."),
+    method: Literal["sqrtm", "eigvals"] = typer.Option(
+        "sqrtm", "--method", help="Matrix square root: sqrtm (pytorch-fid) or eigvals (torch-fidelity)."),
     allow_few_samples: bool = typer.Option(
         False, "--allow-few-samples", help="Accept fewer images than feature dimensions (biased estimate)."
     ),
     json_out: Path | None = _JSON,
+    quiet: bool = quiet_option(),
 ) -> None:
     """Fréchet distance between the feature distributions of two image sets."""
-    from simreal.errors import ConfigError
     from simreal.metrics.fid import fid_from_features
 
-    if method not in ("sqrtm", "eigvals"):
-        raise ConfigError(f"--method: expected sqrtm or eigvals, got {method!r}")
-    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images)
+    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet)
     value = fid_from_features(fa, fb, allow_few_samples=allow_few_samples, method=method)
     typer.echo(f"FID {value:.6f}")
     _write_json(
@@ -78,24 +85,25 @@ def fid_cmd(
 def kid_cmd(
     a: Path = typer.Argument(..., help="First image set."),
     b: Path = typer.Argument(..., help="Second image set."),
-    extractor: str = _EXTRACTOR,
+    extractor: Extractor = _EXTRACTOR,
     weights: Path | None = _WEIGHTS,
     dims: int = _DIMS,
     layer: str = _LAYER,
     batch_size: int = _BATCH,
     max_images: int | None = _MAX,
-    subsets: int = typer.Option(100, "--subsets", min=1),
-    subset_size: int = typer.Option(1000, "--subset-size", min=2),
-    seed: int = typer.Option(2020, "--seed"),
+    subsets: int = typer.Option(100, "--subsets", min=1, help="Number of random subsets."),
+    subset_size: int = typer.Option(1000, "--subset-size", min=2, help="Images per subset."),
+    seed: int = typer.Option(2020, "--seed", help="Seed of the subset draws."),
     allow_small: bool = typer.Option(
         False, "--allow-small", help="Shrink the subset size to the smaller set."
     ),
     json_out: Path | None = _JSON,
+    quiet: bool = quiet_option(),
 ) -> None:
     """Kernel Inception Distance (cubic polynomial kernel, unbiased MMD², seeded subsets)."""
     from simreal.metrics.kid import kid_from_features
 
-    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images)
+    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet)
     mean, std = kid_from_features(
         fa, fb, subsets=subsets, subset_size=subset_size, seed=seed, allow_small=allow_small
     )
@@ -109,7 +117,7 @@ def kid_cmd(
 def pca_cmd(
     sets: list[Path] = typer.Argument(..., help="Image sets, e.g. synthetic refined real."),
     out: Path = typer.Option(..., "--out", "-o", help="PNG plot to write."),
-    extractor: str = _EXTRACTOR,
+    extractor: Extractor = _EXTRACTOR,
     weights: Path | None = _WEIGHTS,
     dims: int = _DIMS,
     layer: str = _LAYER,
@@ -118,6 +126,7 @@ def pca_cmd(
     labels: str | None = typer.Option(
         None, "--labels", help="Comma-separated names (default: folder names)."
     ),
+    quiet: bool = quiet_option(),
 ) -> None:
     """2-D PCA scatter plot of the sets' features (fitted on all sets together)."""
     from simreal.errors import ConfigError
@@ -126,7 +135,7 @@ def pca_cmd(
     names = [s.name for s in sets] if labels is None else [x.strip() for x in labels.split(",")]
     if len(names) != len(sets):
         raise ConfigError(f"--labels: {len(names)} names for {len(sets)} sets")
-    feats = _features(list(sets), extractor, weights, dims, layer, batch_size, max_images)
+    feats = _features(list(sets), extractor, weights, dims, layer, batch_size, max_images, quiet)
     info = pca_plot(feats, names, out, title=f"PCA of {extractor} features")
     typer.echo(
         f"{out}: explained variance {json.dumps([round(r, 4) for r in info['explained_variance_ratio']])}"

@@ -1,12 +1,15 @@
-"""``simreal refine``: train a sim-to-real refiner, apply it to a dataset, evaluate it."""
+"""``simreal refine``: thin layers over ``simreal.refine`` (train), ``simreal.refine.apply`` and
+``simreal.refine.evaluate``."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from simreal.cli.common import quiet_option, set_option
 from simreal.config import parse_overrides
 
 refine_app = typer.Typer(
@@ -14,32 +17,22 @@ refine_app = typer.Typer(
 )
 
 
-
-
 @refine_app.command("train")
 def train_cmd(
     source: Path = typer.Option(..., "--source", help="Synthetic dataset (domain A)."),
-    target: Path = typer.Option(
-        ..., "--target", help="Real images: dataset folder or image folder (domain B)."
-    ),
+    target: Path = typer.Option(..., "--target", help="Real images: dataset folder or image folder (domain B)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (or resume)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="Refiner config YAML (refiner.yaml)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=5."),
+    config: Path | None = typer.Option(None, "--config", "-c",
+                                       help="Refiner config YAML (default: the run's own config when resuming, "
+                                            "else the CycleGAN defaults)."),
+    set_: list[str] = set_option("train.epochs=5"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Train a refiner; rerunning the same command resumes from the last checkpoint."""
-    from simreal.config import load_config
-    from simreal.refine.config import RefinerConfig
-    from simreal.refine.train import train
+    import simreal
 
-    cfg = None
-    if config is not None or overrides:
-        if config is None and (out / "config.yaml").is_file():
-            config = out / "config.yaml"
-        cfg = load_config(RefinerConfig, config, parse_overrides(overrides))
-    res = train(source, target, out, cfg)
-    typer.echo(
-        f"{res['run']}: {res['epochs']} epochs ({res['iterations']} iterations); checkpoint {res['checkpoint']}"
-    )
+    res = simreal.refine(source, target, out, config, overrides=parse_overrides(set_), progress=not quiet)
+    typer.echo(f"{res.run}: {res.epochs} epochs ({res.iterations} iterations); checkpoint {res.checkpoint}")
 
 
 @refine_app.command("apply")
@@ -49,26 +42,23 @@ def apply_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Refined dataset folder to write (or resume)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images (or crops) per forward pass."),
     crops: bool | None = typer.Option(
-        None,
-        "--crops/--whole",
-        help="Crop-refine-reinsert objects, or refine whole images (default: run config).",
+        None, "--crops/--whole", help="Crop-refine-reinsert objects, or refine whole images (default: run config)."
     ),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Refine every image of a dataset; annotations and masks are copied unchanged (domain "refined")."""
-    from simreal.refine.apply import apply
+    import simreal
 
-    info = apply(
-        run, source, out, batch_size=batch_size, crops=crops, command=" ".join(["simreal", *sys.argv[1:]])
-    )
-    typer.echo(
-        f"{out}: {info['counts']['images']} refined images, {info['counts']['annotations']} annotations"
-    )
+    res = simreal.refine.apply(run, source, out, batch_size=batch_size, crops=crops, progress=not quiet,
+                               command=" ".join(["simreal", *sys.argv[1:]]))
+    typer.echo(f"{res.out}: {res.images} refined images, {res.annotations} annotations")
 
 
 @refine_app.command("eval")
 def eval_cmd(
     run: Path = typer.Option(..., "--run", help="Refiner run folder."),
-    extractor: str = typer.Option("inception", "--extractor", help="inception | vgg16 | pixels."),
+    extractor: Literal["inception", "vgg16", "pixels"] = typer.Option(
+        "inception", "--extractor", help="Feature space: inception (pytorch-fid), vgg16 or pixels."),
     weights: Path | None = typer.Option(None, "--weights", help="Local weights file of the extractor."),
     dims: int = typer.Option(2048, "--dims", help="Inception feature dimension: 64, 192, 768 or 2048."),
     layer: str = typer.Option("pool5", "--layer", help="VGG16 layer for --extractor vgg16."),
@@ -78,23 +68,18 @@ def eval_cmd(
     allow_few_samples: bool = typer.Option(
         False, "--allow-few-samples", help="Accept fewer images than feature dimensions (biased FID/KID)."
     ),
-    kid_subset_size: int = typer.Option(1000, "--kid-subset-size", min=2),
-    kid_subsets: int = typer.Option(100, "--kid-subsets", min=1),
+    kid_subset_size: int = typer.Option(1000, "--kid-subset-size", min=2, help="Images per KID subset."),
+    kid_subsets: int = typer.Option(100, "--kid-subsets", min=1, help="Number of KID subsets."),
 ) -> None:
     """FID/KID of synthetic vs real and refined vs real, PCA plot and report.md in the run folder."""
-    from simreal.metrics.features import make_extractor
-    from simreal.refine.evaluate import evaluate
-    from simreal.refine.run import read_run
+    import simreal
 
-    read_run(run)
-    ext = make_extractor(extractor, weights, dims, layer)
-    res = evaluate(
-        run, ext, extractor, source, target, max_images, allow_few_samples, kid_subset_size, kid_subsets
-    )
-    typer.echo(
-        f"FID synthetic-real {res['fid_synthetic_real']:.4f}  refined-real {res['fid_refined_real']:.4f}"
-    )
-    typer.echo(f"{run / 'report.md'}")
+    res = simreal.refine.evaluate(run, extractor, weights=weights, dims=dims, layer=layer, source=source,
+                                  target=target, max_images=max_images, allow_few_samples=allow_few_samples,
+                                  kid_subset_size=kid_subset_size, kid_subsets=kid_subsets)
+    m = res.metrics
+    typer.echo(f"FID synthetic-real {m['fid_synthetic_real']:.4f}  refined-real {m['fid_refined_real']:.4f}")
+    typer.echo(f"report: {res.report}")
 
 
 def register(app: typer.Typer) -> None:

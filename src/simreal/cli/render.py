@@ -1,4 +1,4 @@
-"""``simreal render``: annotated synthetic images from a scene config."""
+"""``simreal render``: a thin layer over :func:`simreal.render`."""
 
 from __future__ import annotations
 
@@ -8,62 +8,35 @@ from pathlib import Path
 
 import typer
 
-from simreal.config import load_config
-from simreal.render.spec import SceneConfig
-
-TIERS = ("low", "high")
-
-
-def config_path(config: str) -> Path:
-    """A config path, or the name of a built-in tier config ("low", "high")."""
-    if config in TIERS:
-        return Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
-    return Path(config)
-
-
-def load_render_config(path: Path, overrides: dict[str, object]) -> object:
-    """A scene config, or a people config when the YAML says ``type: people``."""
-    from simreal.config import read_yaml
-
-    data = read_yaml(path) if path.is_file() else None
-    if isinstance(data, dict) and data.get("type") == "people":
-        from simreal.render.people.spec import PeopleConfig
-
-        return load_config(PeopleConfig, path, overrides)
-    return load_config(SceneConfig, path, overrides)
+from simreal.cli.common import quiet_option, set_option
+from simreal.config import parse_overrides
+from simreal.render.api import Executor
 
 
 def render(
-    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low | high."),
+    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low or high."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (or resume)."),
-    count: int | None = typer.Option(None, "--count", "-n", help="Number of samples (overrides the config)."),
+    count: int | None = typer.Option(None, "--count", "-n", min=1, help="Number of samples (overrides the config)."),
     seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),
-    resolution: int | None = typer.Option(None, "--resolution", "-r", help="Square resolution in pixels."),
-    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", help="Parallel workers (one core each)."),
-    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    resolution: int | None = typer.Option(None, "--resolution", "-r", min=8, help="Square resolution in pixels."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1,
+                                help="Parallel workers (one core each)."),
+    executor: Executor = typer.Option("local", "--executor", help="local (process pool) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: local Ray)."),
     crop: bool = typer.Option(False, "--crop", help="Write object-centred crops instead of full images."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    set_: list[str] = set_option("camera.fov=[40,40]"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Render an annotated synthetic dataset (COCO + 16-bit instance masks) with domain randomization.
 
-    Every image is reproducible from (seed, index); the output is byte-identical for any number of
-    workers. Re-running the same command resumes: only missing images are rendered.
+    Every image is reproducible from (seed, index) and the output is byte-identical for any number of workers.
+    Re-running the same command resumes: only missing images are rendered.
     """
-    from simreal.render.job import render_dataset
+    import simreal
 
-    overrides: dict[str, object] = {}
-    if count is not None:
-        overrides["count"] = count
-    if seed is not None:
-        overrides["seed"] = seed
-    if resolution is not None:
-        overrides["resolution"] = [resolution, resolution]
-    if crop:
-        overrides["crop.enabled"] = True
-    cfg = load_render_config(config_path(config), overrides)
-    s = render_dataset(cfg, out, workers=workers, executor=executor, address=address,
-                       command=" ".join(["simreal", *sys.argv[1:]]), quiet=quiet)
+    s = simreal.render(config, out, count=count, seed=seed, resolution=resolution, crop=crop,
+                       overrides=parse_overrides(set_), workers=workers, executor=executor, address=address,
+                       progress=not quiet, command=" ".join(["simreal", *sys.argv[1:]]))
     typer.echo(
         f"{s.out}: {s.images} images, {s.annotations} annotations "
         f"({s.rendered} rendered, {s.skipped} already done, {s.failed} failed) in {s.seconds:.1f}s"

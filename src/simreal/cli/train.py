@@ -1,4 +1,4 @@
-"""``simreal train`` and ``simreal eval``."""
+"""``simreal train`` and ``simreal eval``: thin layers over :func:`simreal.train` and :func:`simreal.evaluate`."""
 
 from __future__ import annotations
 
@@ -6,35 +6,40 @@ from pathlib import Path
 
 import typer
 
+from simreal.cli.common import quiet_option, set_option
 from simreal.config import parse_overrides
+
+SUMMARY_KEYS = ("accuracy", "roc_auc", "roc_auc_ovr_macro", "average_precision", "precision", "recall", "f1", "AP50",
+                "mAP", "rank1", "miou")
 
 
 def train_cmd(
     config: Path = typer.Option(..., "--config", "-c", help="Training config YAML (see docs/train.md)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; resumed if it holds the same config)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set optim.steps=200."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    set_: list[str] = set_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Train a task model across domains (source only, mixed, DANN, ADDA, fine-tuning)."""
-    from simreal.adapt.api import train
+    import simreal
 
-    summary = train(config, out, parse_overrides(set_), progress=not no_progress)
-    sel = summary["selection"]
-    typer.echo(f"run: {out}  selection: {sel['policy']} (step {sel['step']})  report: {out / 'report.md'}")
+    res = simreal.train(config, out, overrides=parse_overrides(set_), progress=not quiet)
+    sel = res.selection
+    typer.echo(f"run: {res.run}  selection: {sel['policy']} (step {sel['step']})  report: {res.report}")
 
 
 def eval_cmd(
-    run: Path = typer.Option(..., "--run", help="A finished run folder."),
+    run: Path = typer.Option(..., "--run", help="A finished training run folder."),
     data: Path = typer.Option(..., "--data", help="Labelled dataset folder or image folder to evaluate on."),
-    out: Path | None = typer.Option(None, "--out", help="Report folder (default RUN/eval/<dataset name>)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default RUN/eval/<dataset name>)."),
 ) -> None:
     """Evaluate a run's selected model on a labelled dataset; writes report.md, metrics.json and plots."""
-    from simreal.adapt.api import evaluate
+    import simreal
 
-    res = evaluate(run, data, out)
-    keys = [k for k in ("accuracy", "roc_auc", "roc_auc_ovr_macro", "AP", "precision", "recall", "f1", "AP50", "mAP",
-                        "rank1", "miou") if k in res and isinstance(res[k], (int, float))]
-    typer.echo("  ".join(f"{k}={res[k]:.4f}" for k in keys) or "done")
+    res = simreal.evaluate(run, data, out)
+    m = res.metrics
+    keys = [k for k in SUMMARY_KEYS if isinstance(m.get(k), (int, float))]
+    typer.echo("  ".join(f"{k}={m[k]:.4f}" for k in keys) or "done")
+    typer.echo(f"report: {res.report}")
 
 
 def register(app: typer.Typer) -> None:

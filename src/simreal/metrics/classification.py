@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,10 @@ def classification_report(y_true: np.ndarray, prob: np.ndarray, class_names: lis
                 out["roc_auc"] = float(skm.roc_auc_score(y_true, prob[:, 1]))
                 out["average_precision"] = float(skm.average_precision_score(y_true, prob[:, 1]))
         elif len(present) >= 2:
-            p = prob / prob.sum(1, keepdims=True)
+            # rows that already sum to 1 (softmax outputs) are used as they are: dividing again moves
+            # scores by an ulp, breaks exact ties and shifts AUC/AP away from scikit-learn's
+            rows = prob.sum(1, keepdims=True)
+            p = prob if np.allclose(rows, 1.0, rtol=0, atol=1e-6) else prob / rows
             if len(present) == k:
                 for mc in ("ovr", "ovo"):
                     for avg in ("macro", "weighted"):
@@ -59,3 +63,30 @@ def classification_report(y_true: np.ndarray, prob: np.ndarray, class_names: lis
             out["average_precision_macro"] = float(np.mean([v for v, _ in vals]))
             out["average_precision_weighted"] = float(np.average([v for v, _ in vals], weights=[s for _, s in vals]))
     return out
+
+
+def classification_eval(class_names: list[str], preds: list[dict[str, Any]], targets: list[Any],
+                        out: Path) -> dict[str, Any]:
+    """:func:`classification_report` of task predictions (``prob`` per batch) plus confusion, ROC and PR
+    plots in ``out``; unlabelled samples (target None) are left out."""
+    from simreal.metrics.plots import save_confusion, save_curves
+    from simreal.metrics.ranking import pr_curve, roc_curve
+
+    prob = np.concatenate([p["prob"] for p in preds])
+    keep = np.array([t is not None for t in targets])
+    y = np.array([t for t in targets if t is not None], dtype=np.int64)
+    prob = prob[keep]
+    res = classification_report(y, prob, class_names)
+    save_confusion(out / "confusion.png", np.array(res["confusion_matrix"]), class_names)
+    rocs, prs = [], []
+    for i, name in enumerate(class_names):
+        yi = (y == i).astype(int)
+        if 0 < yi.sum() < len(yi):
+            fpr, tpr, a = roc_curve(yi, prob[:, i])
+            r, p, ap = pr_curve(yi, prob[:, i])
+            rocs.append((fpr, tpr, f"{name} (AUC {a:.3f})"))
+            prs.append((r, p, f"{name} (AP {ap:.3f})"))
+    if rocs:
+        save_curves(out / "roc.png", rocs, "false positive rate", "true positive rate", "ROC (one vs rest)", True)
+        save_curves(out / "pr.png", prs, "recall", "precision", "precision-recall (one vs rest)")
+    return res

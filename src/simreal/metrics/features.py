@@ -107,6 +107,7 @@ def extract_features(
     batch_size: int = 50,
     max_images: int | None = None,
     description: str | None = None,
+    progress: bool = True,
 ) -> np.ndarray:
     """Run ``extractor`` over an image set in batches (images of equal size are batched together)."""
     from simreal.runtime.progress import make_progress
@@ -121,7 +122,7 @@ def extract_features(
     if isinstance(extractor, nn.Module):
         extractor.eval()
     out: list[np.ndarray] = []
-    with make_progress("img") as prog:
+    with make_progress("img", disable=not progress) as prog:
         task = prog.add_task(description or "features", total=total)
         for batch in _batches(images, batch_size):
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255.0

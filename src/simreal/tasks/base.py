@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from simreal.errors import ConfigError
-
 
 class TaskModel(nn.Module):
-    """Base for task models."""
+    """Base for task models. ``network_prefix`` is where the registry network (``model.arch``) sits in
+    the state dict, so torchvision-format weights map onto it (see :mod:`simreal.nn.registry`)."""
 
     feature_dim: int
+    network_prefix: str = ""
 
     def encode(self, x: torch.Tensor) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
@@ -80,34 +80,3 @@ class Task:
     def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:
         """Per-sample losses (for importance-weighted validation)."""
         raise NotImplementedError  # pragma: no cover
-
-
-TASKS = ("classify", "segment", "detect", "reid")
-
-
-def get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
-    """The task called ``name`` (one of :data:`TASKS`)."""
-    try:
-        return _get_task(name, num_classes, class_names, **kw)
-    except ImportError:
-        raise ConfigError(f"task: {name!r} could not be loaded (a module of it failed to import)") from None
-
-
-def _get_task(name: str, num_classes: int, class_names: list[str] | None = None, **kw: Any) -> Task:
-    if name == "classify":
-        from simreal.tasks.classify import ClassifyTask
-
-        return ClassifyTask(num_classes, class_names)
-    if name == "segment":
-        from simreal.tasks.segment import SegmentTask
-
-        return SegmentTask(num_classes, class_names, **kw)
-    if name == "detect":
-        from simreal.tasks.detect import DetectTask
-
-        return DetectTask(num_classes, class_names, **kw)
-    if name == "reid":
-        from simreal.tasks.reid import ReidTask
-
-        return ReidTask(num_classes, class_names, **kw)
-    raise ConfigError(f"task: unknown task {name!r} (expected one of {', '.join(TASKS)})")

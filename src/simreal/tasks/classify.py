@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,22 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simreal.errors import ConfigError, DatasetError
+from simreal.errors import DatasetError
 from simreal.tasks.base import Task, TaskModel
-
-ARCHS = ("smallcnn", "resnet18", "resnet34", "resnet50")
-
-
-def build_backbone(arch: str, num_classes: int, in_channels: int, width: int = 32) -> nn.Module:
-    """A classification network exposing ``features(x)``, ``fc`` and ``feature_dim``."""
-    from simreal.nn import resnet
-    from simreal.nn.smallcnn import SmallCNN
-
-    if arch == "smallcnn":
-        return SmallCNN(num_classes, in_channels, width)
-    if arch in ("resnet18", "resnet34", "resnet50"):
-        return getattr(resnet, arch)(num_classes, in_channels)
-    raise ConfigError(f"model.arch: unknown architecture {arch!r} for classify (expected one of {', '.join(ARCHS)})")
 
 
 class Classifier(TaskModel):
@@ -34,6 +21,7 @@ class Classifier(TaskModel):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = int(backbone.feature_dim)
+        self.network_prefix = "backbone."
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.features(x)
@@ -53,7 +41,10 @@ class ClassifyTask(Task):
         self._by_name = {n: i for i, n in enumerate(self.class_names)}
 
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> Classifier:
-        return Classifier(build_backbone(arch, self.num_classes, in_channels, int(kw.get("width", 32))))
+        from simreal.nn.registry import create_model
+
+        return Classifier(create_model(arch, "classifier", num_classes=self.num_classes, in_channels=in_channels,
+                                       width=int(kw.get("width", 32))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not dataset.has_image_labels:
@@ -93,11 +84,9 @@ class ClassifyTask(Task):
         y = np.asarray(targets)
         return -np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0))
 
+    def evaluate(self, preds: list[dict[str, Any]], targets: list[Any], out: Path) -> dict[str, Any]:
+        """Accuracy, per-class accuracy, confusion matrix, ROC-AUC/AP and their plots (see
+        :func:`simreal.metrics.classification.classification_eval`)."""
+        from simreal.metrics.classification import classification_eval
 
-def _evaluate(self: ClassifyTask, preds: list[dict[str, Any]], targets: list[Any], out: Any) -> dict[str, Any]:
-    from simreal.adapt.report import classification_eval
-
-    return classification_eval(self, preds, targets, out)
-
-
-ClassifyTask.evaluate = _evaluate  # type: ignore[attr-defined]
+        return classification_eval(self.class_names, preds, targets, out)

@@ -16,24 +16,11 @@ import torch
 from torch import nn
 
 from simreal.errors import ConfigError, DatasetError
-from simreal.nn.squeezedet import SQUEEZEDET, ConvDet, ResNetBackbone, SqueezeBackbone, tiny_config
+from simreal.nn.squeezedet import ConvDet
 from simreal.tasks.base import Task, TaskModel
 from simreal.tasks.detect_boxes import anchor_grid, postprocess
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.detect_loss import LossWeights, assign, combine, loss_terms
-
-ARCHS = ("squeezedet_tiny", "squeezedet", "resnet18", "resnet34", "resnet50")
-
-
-def build_det_backbone(arch: str, in_channels: int, width: int = 16, batch_norm: bool = True) -> nn.Module:
-    """A feature-map backbone exposing ``out_channels`` and ``stride``."""
-    if arch == "squeezedet":
-        return SqueezeBackbone(SQUEEZEDET, in_channels, batch_norm)
-    if arch == "squeezedet_tiny":
-        return SqueezeBackbone(tiny_config(width), in_channels, batch_norm)
-    if arch in ("resnet18", "resnet34", "resnet50"):
-        return ResNetBackbone(arch, in_channels)
-    raise ConfigError(f"model.arch: unknown architecture {arch!r} for detect (expected one of {', '.join(ARCHS)})")
 
 
 class Detector(TaskModel):
@@ -49,8 +36,7 @@ class Detector(TaskModel):
         self.register_buffer("anchor_shapes", anchors.float().clone())
         self.feature_dim = int(backbone.out_channels)
         self.image_hw = (int(image_hw[0]), int(image_hw[1]))
-        if isinstance(backbone, ResNetBackbone):
-            self.weights_prefix = "backbone.net."  # torchvision names live under the ResNet
+        self.network_prefix = "backbone."
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -143,7 +129,10 @@ class DetectTask(Task):
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> Detector:
         if self.anchors is None:
             raise ConfigError("task 'detect': no anchors (fit them on the training boxes or set detect.anchors)")
-        backbone = build_det_backbone(arch, in_channels, int(kw.get("width", 16)), self.opt.batch_norm)
+        from simreal.nn.registry import create_model
+
+        backbone = create_model(arch, "detector_backbone", in_channels=in_channels, width=int(kw.get("width", 16)),
+                                batch_norm=self.opt.batch_norm)
         return Detector(backbone, self.num_classes, torch.as_tensor(self.anchors, dtype=torch.float32),
                         image_size, self.opt.dropout)
 

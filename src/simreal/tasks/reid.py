@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simreal.errors import ConfigError, DatasetError, SimrealError
+from simreal.errors import DatasetError
 from simreal.nn.reid import ReidNet, batch_hard_triplet
 from simreal.tasks.base import Task, TaskModel
 
-ARCHS = ("smallcnn", "resnet18", "resnet34", "resnet50")
 _CAMERA = re.compile(r"_c(\d+)")
 
 
@@ -52,7 +51,7 @@ class ReidModel(TaskModel):
         super().__init__()
         self.net = net
         self.feature_dim = net.feature_dim
-        self.weights_prefix = "net.backbone."
+        self.network_prefix = "net.backbone."
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.backbone.features(x)
@@ -62,14 +61,6 @@ class ReidModel(TaskModel):
 
     def head_modules(self) -> list[nn.Module]:
         return [self.net.classifier]
-
-
-def build_backbone(arch: str, in_channels: int, width: int) -> nn.Module:
-    from simreal.tasks.classify import build_backbone as cls_backbone
-
-    if arch not in ARCHS:
-        raise ConfigError(f"model.arch: unknown architecture {arch!r} for reid (expected one of {', '.join(ARCHS)})")
-    return cls_backbone(arch, 1, in_channels, width)
 
 
 def embedding_distance(q: np.ndarray, g: np.ndarray, distance: str = "euclidean", normalize: bool = True) -> np.ndarray:
@@ -138,6 +129,24 @@ class ReidTask(Task):
                 raise DatasetError(f"{ds.root}: no training identities (records with split 'train' or no split)")
         self.num_ids = len(self._ids)
 
+    def validation_split(self, ds: Any, fraction: float, seed: int) -> tuple[list[int], list[int]] | None:
+        """Hold out whole identities (at least two, each with two or more images) for source validation,
+        so validation queries are unseen people whose gallery holds a match, as in a real re-id test."""
+        by_id: dict[int, list[int]] = {}
+        for i, rec in enumerate(ds.images):
+            pid = identity_of(ds, rec)
+            if pid is not None and rec.get("split") in (None, "train"):
+                by_id.setdefault(pid, []).append(i)
+        eligible = sorted(pid for pid, idx in by_id.items() if len(idx) >= 2)
+        n_val = max(2, int(round(fraction * len(by_id))))
+        if len(eligible) < n_val + 2:  # keep at least two identities to train on
+            return None
+        rng = np.random.default_rng(seed)
+        held = {eligible[j] for j in rng.permutation(len(eligible))[:n_val]}
+        val = sorted(i for pid in held for i in by_id[pid])
+        keep = sorted(set(range(len(ds))) - set(val))
+        return keep, val
+
     def target(self, dataset: Any, rec: dict[str, Any], size: tuple[int, int]) -> Any:
         pid = identity_of(dataset, rec)
         if pid is None:
@@ -164,8 +173,11 @@ class ReidTask(Task):
     # ------------------------------------------------------------------ model and loss
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> ReidModel:
         emb = kw.get("embedding_dim")
-        return ReidModel(ReidNet(build_backbone(arch, in_channels, int(kw.get("width", 32))), self.num_ids,
-                                 int(emb) if emb else None))
+        from simreal.nn.registry import create_model
+
+        backbone = create_model(arch, "classifier", num_classes=1, in_channels=in_channels,
+                                width=int(kw.get("width", 32)))
+        return ReidModel(ReidNet(backbone, self.num_ids, int(emb) if emb else None))
 
     def loss(self, out: dict[str, torch.Tensor], targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:
         lab = torch.tensor([t["label"] if t is not None else -1 for t in targets], dtype=torch.long)
@@ -196,11 +208,9 @@ class ReidTask(Task):
         return res
 
     def quality(self, preds: list[dict[str, Any]], targets: list[Any]) -> float:
-        """(rank-1 + mAP) / 2 on the validation data (Market-1501 rules); 0 when no query has a match."""
-        try:
-            r = self.retrieval(preds, targets)
-        except SimrealError:
-            return 0.0
+        """(rank-1 + mAP) / 2 on the validation data (Market-1501 rules). Validation data where no query
+        has a match raise the retrieval error (a selection score of 0 would hide a broken split)."""
+        r = self.retrieval(preds, targets)
         return 0.5 * (float(r["rank1"]) + float(r["mAP"]))
 
     def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:

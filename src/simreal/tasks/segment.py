@@ -23,7 +23,6 @@ from simreal.tasks.base import Task, TaskModel
 
 IGNORE = 255
 TOP_FRACTION = 0.05
-ARCHS = ("unet_small", "unet_resnet18", "unet_resnet34", "unet_resnet50")
 
 
 def top_fraction_score(prob: torch.Tensor, fraction: float = TOP_FRACTION) -> torch.Tensor:
@@ -41,7 +40,7 @@ class SegModel(TaskModel):
         super().__init__()
         self.net = net
         self.feature_dim = int(net.feature_dim)
-        self.weights_prefix = "net.encoder."
+        self.network_prefix = "net."
 
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], tuple[int, int], tuple[int, int]]:
         xp = self.net.pad(x)
@@ -56,17 +55,6 @@ class SegModel(TaskModel):
 
     def head_modules(self) -> list[nn.Module]:
         return [self.net.head]
-
-
-def build_unet(arch: str, num_classes: int, in_channels: int, width: int = 16) -> nn.Module:
-    from simreal.nn.unet import unet_resnet, unet_small
-
-    if arch in ("unet_small", "smallcnn"):
-        return unet_small(num_classes, in_channels, width)
-    name = arch.removeprefix("unet_")
-    if name in ("resnet18", "resnet34", "resnet50"):
-        return unet_resnet(name, num_classes, in_channels)
-    raise ConfigError(f"model.arch: unknown architecture {arch!r} for segment (expected one of {', '.join(ARCHS)})")
 
 
 class SegmentTask(Task):
@@ -86,7 +74,10 @@ class SegmentTask(Task):
         self._index = {cid: i + 1 for i, cid in enumerate(category_ids)}
 
     def build_model(self, arch: str, in_channels: int, image_size: tuple[int, int], **kw: Any) -> SegModel:
-        return SegModel(build_unet(arch, self.num_classes, in_channels, int(kw.get("width", 16))))
+        from simreal.nn.registry import create_model
+
+        return SegModel(create_model(arch, "segmenter", num_classes=self.num_classes, in_channels=in_channels,
+                                     width=int(kw.get("width", 16))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not any(r.get("mask_file") for r in dataset.images):

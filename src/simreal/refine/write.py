@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,34 @@ def _out_name(file_name: str) -> str:
     return str(Path(file_name).with_suffix(".png"))
 
 
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :func:`apply` returns: the refined dataset folder and its ``dataset.json`` content."""
+
+    out: Path
+    info: dict[str, Any]
+
+    @property
+    def images(self) -> int:
+        return int(self.info["counts"]["images"])
+
+    @property
+    def annotations(self) -> int:
+        return int(self.info["counts"]["annotations"])
+
+
 def apply(
     run: str | Path,
     source: str | Path,
     out: str | Path,
+    *,
     batch_size: int = 8,
     crops: bool | None = None,
+    progress: bool = True,
     command: str = "simreal refine apply",
-) -> dict[str, Any]:
-    """Refine ``source`` into the dataset folder ``out`` (domain "refined"); returns dataset info."""
+) -> ApplyResult:
+    """Refine ``source`` into the dataset folder ``out`` (domain "refined"; annotations and masks copied
+    unchanged); ``crops`` None uses the run's crop-refine-reinsert setting. Resumes an interrupted run."""
     run, out = Path(run), Path(out)
     model, cfg, info, meta = load_refiner(run)
     ds = Dataset.open(source)
@@ -82,7 +102,7 @@ def apply(
         provenance={
             "command": command,
             "refine_run": str(run),
-            "checkpoint": meta.get("tensors"),
+            "checkpoint": meta.get("checkpoint"),
             "checkpoint_epoch": meta.get("epoch"),
             "model": cfg.model,
             "config": cfg.model_dump(mode="json"),
@@ -103,7 +123,7 @@ def apply(
             return model.refine(x)
 
     failures = 0
-    with make_progress("img") as prog:
+    with make_progress("img", disable=not progress) as prog:
         task = prog.add_task("refine apply", total=len(ds), completed=len(done))
         if use_crops:
             for i in todo:
@@ -139,7 +159,7 @@ def apply(
     )
     (out / "refiner_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     close_logger(log)
-    return result
+    return ApplyResult(out, result)
 
 
 def _size_groups(ds: Dataset, todo: list[int], mode: str, batch_size: int) -> list[list[int]]:

@@ -4,6 +4,7 @@ sets, loss curves, written as ``eval.json`` and ``report.md`` in the run folder.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,26 @@ def _loss_plot(metrics: Path, path: Path) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RefineEvalResult:
+    """What :func:`evaluate` returns: the run, and every figure written to ``eval.json``."""
+
+    run: Path
+    metrics: dict[str, Any]
+
+    @property
+    def report(self) -> Path:
+        return self.run / "report.md"
+
+
 def evaluate(
     run: str | Path,
-    extractor: Any,
-    extractor_name: str,
+    extractor: Any = "inception",
+    extractor_name: str | None = None,
+    *,
+    weights: str | Path | None = None,
+    dims: int = 2048,
+    layer: str = "pool5",
     source: str | Path | None = None,
     target: str | Path | None = None,
     max_images: int | None = None,
@@ -96,9 +113,17 @@ def evaluate(
     kid_subsets: int = 100,
     seed: int = 2020,
 ) -> dict[str, Any]:
-    """Compare synthetic, refined and real images of a run with ``extractor``; write eval.json/report.md."""
+    """Compare synthetic, refined and real images of a run in the feature space of ``extractor`` (a name:
+    inception | vgg16 | pixels, with its local ``weights`` file; or an extractor object); writes
+    eval.json and report.md into the run folder."""
     run = Path(run)
     _, _, info, meta = load_refiner(run)
+    if isinstance(extractor, str):
+        from simreal.metrics.features import make_extractor
+
+        extractor_name = extractor_name or extractor
+        extractor = make_extractor(extractor, weights, dims, layer)
+    extractor_name = extractor_name or type(extractor).__name__
     source = source or info["source"]
     target = target or info["target"]
     feats_syn = extract_features(source, extractor, max_images=max_images, description="synthetic")
@@ -157,4 +182,4 @@ def evaluate(
     if samples:
         lines += [f"Last sample grid (input | refined | cycle): ![samples](samples/{samples[-1].name})", ""]
     atomic_write_text(run / "report.md", "\n".join(lines))
-    return res
+    return RefineEvalResult(run, res)
