@@ -22,19 +22,28 @@ def tier_path(config: str | Path) -> Path:
     return Path(config)
 
 
+# ``type:`` of a render config -> (module, class); anything else is a scene config
+CONFIG_KINDS: dict[str, tuple[str, str]] = {
+    "people": ("simreal.render.people.spec", "PeopleConfig"),
+    "people_scene": ("simreal.render.people.scene_spec", "PeopleSceneConfig"),
+}
+
+
 def config_kind(config: Any) -> type:
-    """The config class of a render config: ``type: people`` selects the people (re-id crops) config,
-    anything else the scene config."""
+    """The config class of a render config: ``type: people`` selects the people re-id crops config,
+    ``type: people_scene`` the ceiling-fisheye people scenes, anything else the scene config."""
+    import importlib
+
     from simreal.config import StrictModel, read_yaml
     from simreal.render.spec import SceneConfig
 
     if isinstance(config, StrictModel):
         return type(config)
     data = read_yaml(config) if isinstance(config, (str, Path)) and Path(config).is_file() else config
-    if isinstance(data, dict) and data.get("type") == "people":
-        from simreal.render.people.spec import PeopleConfig
-
-        return PeopleConfig
+    kind = data.get("type") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind in CONFIG_KINDS:
+        module, name = CONFIG_KINDS[kind]
+        return getattr(importlib.import_module(module), name)
     return SceneConfig
 
 

@@ -77,10 +77,15 @@ def dry_run(cfg: SceneConfig) -> None:
 
 def _job_functions(cfg: Any) -> tuple[Any, Any]:
     """The per-task function and the dry run of a config kind (scene samples or people characters)."""
-    if getattr(cfg, "type", None) == "people":
+    kind = getattr(cfg, "type", None)
+    if kind == "people":
         from simreal.render.people.reid import people_dry_run, render_character
 
         return render_character, people_dry_run
+    if kind == "people_scene":
+        from simreal.render.people.scenes import render_scene, scene_dry_run
+
+        return render_scene, scene_dry_run
     return render_sample, dry_run
 
 

@@ -205,9 +205,10 @@ class Character:
                 textures[g["kind"]] = make_texture(t, (texture_size, texture_size))
         return cls(record, neutral, regions, textures, time.perf_counter() - t0)
 
-    def dressed(self, pose: dict[str, Any], expression: dict[str, float] | None = None
-                ) -> tuple[PosedBody, list[Part]]:
-        """The posed body and its dressed parts (body frame) for a pose record."""
+    def dressed(self, pose: dict[str, Any], expression: dict[str, float] | None = None,
+                cull_hidden: bool = False) -> tuple[PosedBody, list[Part]]:
+        """The posed body and its dressed parts (body frame) for a pose record (``cull_hidden``: drop the
+        skin faces that clothes and hair cover)."""
         body = pose_body(self.record["shape"], build_pose(pose), expression)
         return body, dress(self.record, body, self.neutral, self.regions, self.textures,
-                           sitting=pose.get("name") == "sitting")
+                           sitting=pose.get("name") == "sitting", cull_hidden=cull_hidden)

@@ -7,6 +7,7 @@ object or by the person's own body), 0 = outside the image or behind the camera 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,31 +25,30 @@ def _world(points: np.ndarray, xf: np.ndarray) -> np.ndarray:
 def first_hits(backend: Any, scene: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rays from the camera towards ``points``: index of the first instance hit (-1 none) and its distance.
     Reuses the acceleration structure of the backend's last render of ``scene``."""
-    mi = backend.mi
     last_scene, mscene = getattr(backend, "_last", (None, None))
     if last_scene is not scene:
         mscene = backend._scene(scene, list(range(len(scene.instances))), False)
     o = scene.camera.origin
-    idx = np.full(len(points), -1, dtype=np.int64)
-    dist = np.full(len(points), np.inf)
-    for n, p in enumerate(points):
-        d = np.asarray(p, np.float64) - o
-        d /= np.linalg.norm(d)
-        si = mscene.ray_intersect(mi.Ray3f(mi.Point3f(*(float(c) for c in o)), mi.Vector3f(*(float(c) for c in d))))
-        if si.is_valid():
-            idx[n] = int(si.shape.id()[5:])
-            dist[n] = float(si.t)
-    return idx, dist
+    d = np.asarray(points, np.float64) - o
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return backend.cast_rays(mscene, o, d)
 
 
-def keypoints_coco(backend: Any, scene: Any, joints: np.ndarray, members: set[int]) -> list[float]:
-    """COCO ``[x, y, v] * K`` for world-space ``joints`` (K, 3) of the person made of ``members``."""
+Occluders = Callable[[np.ndarray], np.ndarray]  # world points (N, 3) -> distance to the first other occluder
+
+
+def keypoints_coco(backend: Any, scene: Any, joints: np.ndarray, members: set[int],
+                   occluders: Occluders | None = None) -> list[float]:
+    """COCO ``[x, y, v] * K`` for world-space ``joints`` (K, 3) of the person made of ``members``.
+    ``occluders``: distances along the camera rays to surfaces outside the rendered scene (furniture
+    prisms of a composited photo); a joint behind one is occluded."""
     cam = scene.camera
-    uv, ok = cam.project(joints)
+    uv, ok = cam.project(joints)  # a fisheye's ``ok`` is its image circle
     inside = ok & (uv[:, 0] >= 0) & (uv[:, 1] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] < cam.height)
-    if cam.model == "fisheye":
-        inside &= np.hypot(uv[:, 0] - cam.width / 2, uv[:, 1] - cam.height / 2) <= cam.width / 2
     hit, dist = first_hits(backend, scene, joints)
+    if occluders is not None:
+        blocked = occluders(joints) < dist
+        hit = np.where(blocked, -1, hit)
     far = np.linalg.norm(joints - cam.origin, axis=1)
     out: list[float] = []
     for k in range(len(joints)):
@@ -69,8 +69,8 @@ def projected_box(cam: Any, points: np.ndarray) -> list[float] | None:
 
 
 def person_annotation(backend: Any, scene: Any, body: PosedBody, xf: np.ndarray, labels: np.ndarray,
-                      members: list[int], visible: np.ndarray, hair: list[Any] | None = None
-                      ) -> dict[str, Any] | None:
+                      members: list[int], visible: np.ndarray, hair: list[Any] | None = None,
+                      occluders: Occluders | None = None) -> dict[str, Any] | None:
     """The COCO annotation of one person (category 1) placed by ``xf``; None when no pixel is visible."""
     bb = mask_bbox(visible)
     if bb is None:
@@ -87,7 +87,7 @@ def person_annotation(backend: Any, scene: Any, body: PosedBody, xf: np.ndarray,
     foot_pt, _ = cam.project(feet)
     axis = head_pt[0] - foot_pt[0]
     rotation = float(np.degrees(np.arctan2(axis[0], -axis[1])))  # clockwise from image up
-    kps = keypoints_coco(backend, scene, kp_world, set(members))
+    kps = keypoints_coco(backend, scene, kp_world, set(members), occluders)
     return {
         "category_id": 1, "bbox": bb, "area": float(visible.sum()), "segmentation": mask_to_rle(visible),
         "iscrowd": 0, "instance_id": 1, "amodal_bbox": projected_box(cam, body_pts),

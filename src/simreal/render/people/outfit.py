@@ -296,25 +296,34 @@ def hair_extras(style: str, body: PosedBody, neutral: PosedBody) -> list[Mesh]:
 
 
 def dress(character: dict[str, Any], body: PosedBody, neutral: PosedBody, regions: Regions,
-          textures: dict[str, np.ndarray], sitting: bool = False) -> list[Part]:
-    """Every part of a character on a posed body: skin, garments, shoes, hair, accessories."""
+          textures: dict[str, np.ndarray], sitting: bool = False, cull_hidden: bool = False) -> list[Part]:
+    """Every part of a character on a posed body: skin, garments, shoes, hair, accessories.
+    ``cull_hidden`` drops the skin faces that a shell (garment, shoes, hair) covers: the same picture
+    with about a third fewer triangles."""
     skin = character["skin"]
     parts = [Part(Mesh(body.vertices, body.faces, body.normals), "skin", tuple(skin["rgb"]), skin["roughness"])]
+    covered = np.zeros(len(body.faces), dtype=bool)
     for gar in character["garments"]:
         kind = gar["kind"]
         if kind == "skirt" and not sitting:
             mesh = skirt_mesh(body, regions, BOTTOMS["skirt"]["length"], gar.get("flare", 0.2))
         else:
             thick = TOPS.get(kind, BOTTOMS.get(kind, {"thickness": 0.01}))["thickness"] * gar.get("fit", 1.0)
-            mesh = shell(body, garment_mask(kind, regions, sitting), thick, regions.uv)
+            mask = garment_mask(kind, regions, sitting)
+            covered |= mask[body.faces].all(axis=1)
+            mesh = shell(body, mask, thick, regions.uv)
         parts.append(Part(mesh, kind, tuple(gar["color"]), gar.get("roughness", 0.8), textures.get(kind)))
     hair = character["hair"]
     if hair["style"] != "bald":
-        m = shell(body, hair_mask(hair["style"], neutral), hair["thickness"])
+        mask = hair_mask(hair["style"], neutral)
+        covered |= mask[body.faces].all(axis=1)
+        m = shell(body, mask, hair["thickness"])
         extras = hair_extras(hair["style"], body, neutral)
         mesh = concatenate([m, *extras]) if extras else m
         parts.append(Part(mesh, "hair", tuple(hair["color"]), 0.6))
     for acc in character["accessories"]:
         mesh = accessory_mesh(acc["kind"], acc, body, neutral)
         parts.append(Part(mesh, acc["kind"], tuple(acc["color"]), 0.5))
+    if cull_hidden:
+        parts[0].mesh = Mesh(body.vertices, body.faces[~covered], body.normals)
     return parts
