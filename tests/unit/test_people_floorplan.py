@@ -188,3 +188,15 @@ def test_line_kernel_is_a_normalised_line() -> None:
     assert k90[:, c].sum() > 0.99
     ys, xs = np.mgrid[0:k.shape[0], 0:k.shape[1]]
     assert (k * xs).sum() == pytest.approx(c, abs=1e-6) and (k * ys).sum() == pytest.approx(c, abs=1e-6)
+
+
+def test_example_people_configs_validate() -> None:
+    from simreal.render.api import load_render_config
+    from simreal.render.people.scene_spec import PeopleSceneConfig
+    from simreal.render.people.spec import PeopleConfig
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "render"
+    assert isinstance(load_render_config(root / "people_reid.yaml"), PeopleConfig)
+    scene = load_render_config(root / "people_fisheye.yaml")
+    assert isinstance(scene, PeopleSceneConfig) and [c["name"] for c in scene.coco_categories()] == ["person", "head"]
+    assert len(scene.coco_categories()[0]["keypoints"]) == 17
