@@ -31,7 +31,7 @@ from typing import Any
 import simreal
 
 BASE: dict[str, Any] = {
-    "type": "people", "resolution": [64, 128], "image_format": "png", "render": {"spp": 4, "max_depth": 3},
+    "type": "people", "resolution": [64, 128], "image_format": "png", "render": {"spp": 8, "max_depth": 3},
     "camera": {"cameras": 6, "height": [1.6, 3.2], "distance": [3.0, 7.0]},
     "poses": {"standing": 1.0, "walking": 2.0},
 }
