@@ -439,8 +439,9 @@ def compose_scene(cfg: PeopleSceneConfig, site: Site, back: np.ndarray, cam: Cam
     inst_person = np.concatenate([[-1], owner]) if owner else np.array([-1])
     inst_body = np.concatenate([[False], is_body]) if owner else np.array([False])
     person_px = np.where(labels > 0, inst_person[labels], -1)
-    near_depth = nearest_depth(depth)
-    hidden = furn < near_depth  # furniture in front of (the nearest) person surface
+    # furniture in front of the person surface at the pixel centre; for anti-aliased edge pixels, whose
+    # centre misses everyone, in front of the nearest surface around them
+    hidden = furn < np.where(labels > 0, depth, nearest_depth(depth))
     rgba[hidden] = 0.0
     seen_person = (labels > 0) & ~hidden
     # floor shading: key-light shadow and contact shadow where the camera sees the floor
