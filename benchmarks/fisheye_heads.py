@@ -58,7 +58,7 @@ def target_config(res: int, photos: Path, name: str, seed: int, count: int) -> d
 def detector_config(res: int, domains: list[dict[str, Any]], steps: int, arch: str) -> dict[str, Any]:
     return {"task": "detect", "seed": 0,
             "data": {"image_size": [res, res], "channels": 3, "domains": domains},
-            "model": {"arch": arch},
+            "model": {"arch": arch, "width": 32},
             "method": {"name": "source_only"},
             "optim": {"steps": steps, "batch_per_domain": 8, "lr": 0.001, "lr_schedule": "cosine"},
             "selection": {"policy": "last"}, "checkpoint_every": steps,

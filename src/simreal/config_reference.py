@@ -18,6 +18,8 @@ from simreal.errors import ConfigError
 CONFIGS: dict[str, tuple[str, str, str]] = {
     "render": ("simreal.render.spec", "SceneConfig", "`simreal render --config scene.yaml`"),
     "people": ("simreal.render.people.spec", "PeopleConfig", "`simreal render --config people.yaml` (`type: people`)"),
+    "people_scene": ("simreal.render.people.scene_spec", "PeopleSceneConfig",
+                     "`simreal render --config scene.yaml` (`type: people_scene`)"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
 }
@@ -87,7 +89,7 @@ def markdown() -> str:
     """docs/config.md: one table per config section (key, type, default, description)."""
     lines = ["# Config reference", "",
              "Generated from the pydantic models by `simreal config docs --out docs/config.md`; do not edit by hand.",
-             "The JSON schema of each config: `simreal config schema render|people|refine|train`.", ""]
+             "The JSON schema of each config: `simreal config schema render|people|people_scene|refine|train`.", ""]
     for name, (_, _, usage) in CONFIGS.items():
         model = config_model(name)
         lines += [f"## {name}", "", f"{(model.__doc__ or '').strip().splitlines()[0]} Used by {usage}.", ""]
