@@ -12,8 +12,8 @@ config_app = typer.Typer(help="Config schemas and the config reference.", no_arg
 
 
 @config_app.command("schema")
-def schema_cmd(name: Literal["render", "refine", "train"] = typer.Argument(..., help="render, refine or train.")
-               ) -> None:
+def schema_cmd(name: Literal["render", "people", "people_scene", "refine", "train"] = typer.Argument(
+        ..., help="render, people (re-id crops), people_scene (fisheye scenes), refine or train.")) -> None:
     """Print the JSON schema of a stage config (every key, type, default and description)."""
     from simreal.config_reference import schema
 
