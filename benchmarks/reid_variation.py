@@ -13,8 +13,9 @@ on a held-out site: new identities, cameras 1.4 m higher, dimmer and warmer ligh
 of the photos as backgrounds. CPU-sized: a few dozen identities and a few hundred steps, so the
 figures are noisy; the script prints how long everything took.
 
-Usage: python benchmarks/reid_variation.py [--ids 32] [--views 8] [--test-ids 24] [--steps 400]
+Usage: python benchmarks/reid_variation.py [--ids 24] [--views 8] [--test-ids 16] [--steps 300]
                                            [--workers 2] [--out /tmp/reid_variation]
+(Set OMP_NUM_THREADS=1 on a busy machine: oversubscribed OpenMP threads make CPU training crawl.)
 """
 
 from __future__ import annotations
@@ -106,11 +107,11 @@ def refiner_config(epochs: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ids", type=int, default=32, help="identities per training set")
+    ap.add_argument("--ids", type=int, default=24, help="identities per training set")
     ap.add_argument("--views", type=int, default=8, help="images per identity")
-    ap.add_argument("--test-ids", type=int, default=24)
-    ap.add_argument("--target-ids", type=int, default=24, help="unlabelled test-site identities for refinement")
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--test-ids", type=int, default=16)
+    ap.add_argument("--target-ids", type=int, default=16, help="unlabelled test-site identities for refinement")
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--refine-epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default="/tmp/reid_variation")

@@ -68,7 +68,7 @@ def projected_box(cam: Any, points: np.ndarray) -> list[float] | None:
     return [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
 
 
-def person_annotation(backend: Any, scene: Any, body: PosedBody, xf: np.ndarray, labels: np.ndarray,
+def person_annotation(backend: Any, scene: Any, body: PosedBody, xf: np.ndarray,
                       members: list[int], visible: np.ndarray, hair: list[Any] | None = None,
                       occluders: Occluders | None = None) -> dict[str, Any] | None:
     """The COCO annotation of one person (category 1) placed by ``xf``; None when no pixel is visible."""

@@ -173,7 +173,7 @@ def render_view(cfg: PeopleConfig, ch: Character, view: dict[str, Any], photos: 
     image = composite(rgba, backdrop)
     person = np.array([0] + [i.label for i in scene.instances])[labels]
     mask = (person == 1).astype(np.uint16)
-    ann = person_annotation(be, scene, body, xf, labels, [k for k, i in enumerate(scene.instances) if i.label == 1],
+    ann = person_annotation(be, scene, body, xf, [k for k, i in enumerate(scene.instances) if i.label == 1],
                             mask.astype(bool), hair=[p for p in parts if p.kind in ("hair", "hat")])
     return image, mask, ann
 

@@ -379,18 +379,24 @@ def render_scene(task: tuple[str, int, int]) -> dict[str, Any]:
                         "other": total - be.render_seconds}}
 
 
-def compose_scene(cfg: PeopleSceneConfig, site: Site, back: np.ndarray, cam: Camera, params: dict[str, Any],
-                  assets: list[PersonAsset], spots: list[Placed], seed: int) -> Composed:
-    """Render the placed people and composite them into the plate ``back`` (pure given its arguments)."""
-    from simreal.render import fisheye_tiles as ft
-    from simreal.render.post import apply_post
+@dataclass
+class PeopleScene:
+    """The people of one image as one Mitsuba scene: every part of person k (instance label k + 1) and
+    its chair (label 0), with each instance's owner and whether it is body (else chair)."""
 
-    plan = site.plan
-    people = params["people"]
-    be = backend(cfg.render.variant)
-    light = _light_of(site, params["light"], float(cam.origin[2]))
+    scene: SceneData
+    owner: np.ndarray
+    is_body: np.ndarray
+    xfs: list[np.ndarray]
+
+    def members(self, k: int) -> list[int]:
+        """Instance indices of person ``k``'s body, clothes, hair and accessories."""
+        return [int(i) for i in np.flatnonzero((self.owner == k) & self.is_body)]
+
+
+def people_scene(cfg: PeopleSceneConfig, cam: Camera, assets: list[PersonAsset], spots: list[Placed],
+                 light: dict[str, Any], seed: int) -> PeopleScene:
     lights, ambient = _scene_lights(light)
-    # one scene: every part of every person (instance label k + 1) and the chairs (label 0, owner k)
     instances: list[Instance] = []
     owner: list[int] = []
     is_body: list[bool] = []
@@ -409,43 +415,42 @@ def compose_scene(cfg: PeopleSceneConfig, site: Site, back: np.ndarray, cam: Cam
             is_body.append(False)
     scene = SceneData(cam, instances, lights, env_rgb=ambient, hide_environment=True, spp=cfg.render.spp,
                       max_depth=cfg.render.max_depth, pixel_filter=cfg.render.filter, seed=seed)
+    return PeopleScene(scene, np.asarray(owner, np.int64), np.asarray(is_body, bool), xfs)
+
+
+def render_layer(be: Any, cfg: PeopleSceneConfig, ps: PeopleScene, n: int, light: dict[str, Any]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[comp.ShadowGrid]]:
+    """The people layer (premultiplied linear RGBA), exact labels (instance index + 1) and depths of every
+    person's fisheye region, and each person's floor shadow."""
+    from simreal.render import fisheye_tiles as ft
+
+    cam, scene = ps.scene.camera, ps.scene
     w, h = cam.width, cam.height
     rgba = np.zeros((h, w, 4), np.float32)
     labels = np.zeros((h, w), np.int32)
     depth = np.full((h, w), np.inf)
-    maps = []
-    if instances:
-        mscene = be._scene(scene, list(range(len(instances))), True)
-        be._last = (scene, mscene)
-        owner_arr = np.asarray(owner)
-        for k in range(len(assets)):
-            pts = np.concatenate([instances[i].mesh.vertices for i in np.flatnonzero(owner_arr == k)])
-            reg = _region(cam, pts)
-            if reg is not None:
-                x0, y0, x1, y1 = reg
-                tile = ft.pinhole_tile(cam, reg, cfg.supersample)
-                img = ft.render_tile(be, mscene, tile, cfg.render.spp, seed + 7 * k, cfg.render.filter)
-                rgba[y0:y1, x0:x1] = ft.warp(cam, reg, [tile], [img], sub=max(1, int(np.ceil(cfg.supersample))))
-                lab, dep = ft.region_labels(be, mscene, cam, reg)
-                labels[y0:y1, x0:x1] = lab
-                depth[y0:y1, x0:x1] = dep
-            maps.append(comp.shadow_grid(pts, light))
-    # what the camera sees first: people, furniture or the floor
-    dirs, floor_xy, floor_ok = floor_points(cam)
-    furn = np.full((h, w), np.inf)
-    if plan.furniture:
-        d_all, _ = furniture_hits(cam.origin, dirs.reshape(-1, 3), plan.furniture)
-        furn = d_all.reshape(h, w)
-    inst_person = np.concatenate([[-1], owner]) if owner else np.array([-1])
-    inst_body = np.concatenate([[False], is_body]) if owner else np.array([False])
-    person_px = np.where(labels > 0, inst_person[labels], -1)
-    # furniture in front of the person surface at the pixel centre; for anti-aliased edge pixels, whose
-    # centre misses everyone, in front of the nearest surface around them
-    hidden = furn < np.where(labels > 0, depth, nearest_depth(depth))
-    rgba[hidden] = 0.0
-    seen_person = (labels > 0) & ~hidden
-    # floor shading: key-light shadow and contact shadow where the camera sees the floor
-    on_floor = floor_ok & ~np.isfinite(furn)
+    shadows = []
+    if not scene.instances:
+        return rgba, labels, depth, shadows
+    mscene = be._scene(scene, list(range(len(scene.instances))), True)
+    be._last = (scene, mscene)
+    for k in range(n):
+        pts = np.concatenate([scene.instances[i].mesh.vertices for i in np.flatnonzero(ps.owner == k)])
+        reg = _region(cam, pts)
+        if reg is not None:
+            x0, y0, x1, y1 = reg
+            tile = ft.pinhole_tile(cam, reg, cfg.supersample)
+            img = ft.render_tile(be, mscene, tile, cfg.render.spp, scene.seed + 7 * k, cfg.render.filter)
+            rgba[y0:y1, x0:x1] = ft.warp(cam, reg, [tile], [img], sub=max(1, int(np.ceil(cfg.supersample))))
+            labels[y0:y1, x0:x1], depth[y0:y1, x0:x1] = ft.region_labels(be, mscene, cam, reg)
+        shadows.append(comp.shadow_grid(pts, light))
+    return rgba, labels, depth, shadows
+
+
+def floor_factor(plan: FloorPlan, floor_xy: np.ndarray, on_floor: np.ndarray, assets: list[PersonAsset],
+                 spots: list[Placed], shadows: list[comp.ShadowGrid], light: dict[str, Any]) -> np.ndarray:
+    """How much light the floor keeps (H, W): the key light's shadows and the contact shadows, only where
+    the camera sees the floor inside the floor polygon."""
     if plan.floor is not None:
         import shapely
 
@@ -453,70 +458,99 @@ def compose_scene(cfg: PeopleSceneConfig, site: Site, back: np.ndarray, cam: Cam
         inside[on_floor] = shapely.contains_xy(shapely.Polygon(plan.floor), floor_xy[on_floor, 0],
                                                floor_xy[on_floor, 1])
         on_floor = inside
-    discs = []
-    for a, s in zip(assets, spots, strict=True):
-        r = float(np.sqrt(a.template.area / np.pi)) * 0.6
-        discs.append((s.x, s.y, r))
-    shade = light["shadow"] * comp.key_shadow(maps, floor_xy, on_floor)
+    discs = [(s.x, s.y, float(np.sqrt(a.template.area / np.pi)) * 0.6) for a, s in zip(assets, spots, strict=True)]
+    shade = light["shadow"] * comp.key_shadow(shadows, floor_xy, on_floor)
     shade = np.maximum(shade, light["contact"] * comp.contact_shadow(discs, floor_xy, on_floor))
-    factor = 1.0 - ndimage.gaussian_filter(shade, 0.7)
-    # motion blur per person
+    return 1.0 - ndimage.gaussian_filter(shade, 0.7)
+
+
+def blur_kernels(cam: Camera, people: list[dict[str, Any]], spots: list[Placed]) -> dict[int, np.ndarray]:
+    """Motion-blur kernels of the people that move: walkers along their walking direction in the image."""
     kernels: dict[int, np.ndarray] = {}
     for k, p in enumerate(people):
         b = p["blur"]
         if b["on"] and b["length"] >= 0.5:
             angle = b["angle"]
-            if p["pose"] == "walking":  # along the walking direction (body front -y, turned by yaw)
+            if p["pose"] == "walking":  # body front is -y, turned by the yaw
                 yaw = np.deg2rad(spots[k].yaw)
-                fwd = np.array([np.sin(yaw), -np.cos(yaw)])
-                pa = np.array([[spots[k].x, spots[k].y, 0.0], [spots[k].x + 0.3 * fwd[0], spots[k].y + 0.3 * fwd[1],
-                                                                0.0]])
-                uv, _ = cam.project(pa)
+                fwd = 0.3 * np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+                base = np.array([spots[k].x, spots[k].y, 0.0])
+                uv, _ = cam.project(np.stack([base, base + fwd]))
                 dv = uv[1] - uv[0]
                 angle = float(np.degrees(np.arctan2(-dv[1], dv[0])))
             kernels[k] = comp.line_kernel(b["length"], angle)
-    own = comp.owner_map(np.where(labels > 0, inst_person[labels], -1))
-    rgba = comp.blur_people(rgba, own, kernels)
-    image = comp.composite(back, rgba, factor, params["gain"])
-    image = apply_post(image, params["post"], {})
-    # annotations
-    cats = {n: i for i, n in enumerate(cfg.categories, start=1)}
-    mask = np.zeros((h, w), np.uint16)
+    return kernels
+
+
+def compose_scene(cfg: PeopleSceneConfig, site: Site, back: np.ndarray, cam: Camera, params: dict[str, Any],
+                  assets: list[PersonAsset], spots: list[Placed], seed: int) -> Composed:
+    """Render the placed people and composite them into the plate ``back`` (pure given its arguments)."""
+    from simreal.render.post import apply_post
+
+    plan = site.plan
+    people = params["people"]
+    be = backend(cfg.render.variant)
+    light = _light_of(site, params["light"], float(cam.origin[2]))
+    ps = people_scene(cfg, cam, assets, spots, light, seed)
+    rgba, labels, depth, shadows = render_layer(be, cfg, ps, len(assets), light)
+    # what the camera sees first: people, furniture or the floor
+    dirs, floor_xy, floor_ok = floor_points(cam)
+    furn = np.full(labels.shape, np.inf)
+    if plan.furniture:
+        furn = furniture_hits(cam.origin, dirs.reshape(-1, 3), plan.furniture)[0].reshape(labels.shape)
+    inst_person = np.concatenate([[-1], ps.owner])
+    inst_body = np.concatenate([[False], ps.is_body])
+    person_px = np.where(labels > 0, inst_person[labels], -1)
+    # furniture in front of the person surface at the pixel centre; for anti-aliased edge pixels, whose
+    # centre misses everyone, in front of the nearest surface around them
+    hidden = furn < np.where(labels > 0, depth, nearest_depth(depth))
+    rgba[hidden] = 0.0
+    seen_person = (labels > 0) & ~hidden
+    factor = floor_factor(plan, floor_xy, floor_ok & ~np.isfinite(furn), assets, spots, shadows, light)
+    kernels = blur_kernels(cam, people, spots)
+    rgba = comp.blur_people(rgba, comp.owner_map(person_px), kernels)
+    image = apply_post(comp.composite(back, rgba, factor, params["gain"]), params["post"], {})
+    mask = np.zeros(labels.shape, np.uint16)
     anns: list[dict[str, Any]] = []
+    placed = []
+    for k, (a, s) in enumerate(zip(assets, spots, strict=True)):
+        vis = comp.blur_mask(seen_person & (person_px == k) & inst_body[labels], kernels.get(k)) & (mask == 0)
+        mask[vis] = k + 1
+        placed.append({**people[k], "x": round(s.x, 4), "y": round(s.y, 4), "yaw": round(s.yaw, 3),
+                       "footprint": [[round(float(x), 4), round(float(y), 4)]
+                                     for x, y in s.footprint.exterior.coords[:-1]]})
+        anns += annotate_person(be, cfg, ps, k, a, s, people[k], vis, plan)
+    return Composed(image, mask, anns, placed, light)
+
+
+def annotate_person(be: Any, cfg: PeopleSceneConfig, ps: PeopleScene, k: int, a: PersonAsset, s: Placed,
+                    person: dict[str, Any], visible: np.ndarray, plan: FloorPlan) -> list[dict[str, Any]]:
+    """Person ``k``'s annotations (person and/or head category); none when no pixel of it is seen."""
+    cam = ps.scene.camera
 
     def occluders(points: np.ndarray) -> np.ndarray:
         d = points - cam.origin
-        d = d / np.linalg.norm(d, axis=1, keepdims=True)
-        dist, _ = furniture_hits(cam.origin, d, plan.furniture)
-        return dist
+        return furniture_hits(cam.origin, d / np.linalg.norm(d, axis=1, keepdims=True), plan.furniture)[0]
 
-    records_people = []
-    for k, (a, s) in enumerate(zip(assets, spots, strict=True)):
-        members = [i for i in range(len(instances)) if owner[i] == k and is_body[i]]
-        vis = comp.blur_mask(seen_person & (person_px == k) & inst_body[labels], kernels.get(k))
-        vis &= mask == 0
-        mask[vis] = k + 1
-        place = {"x": round(s.x, 4), "y": round(s.y, 4), "yaw": round(s.yaw, 3),
-                 "footprint": [[round(float(x), 4), round(float(y), 4)] for x, y in s.footprint.exterior.coords[:-1]]}
-        records_people.append({**people[k], **place})
-        ann = person_annotation(be, scene, a.body, xfs[k], labels, members, vis,
-                                hair=[pt for pt in a.parts if pt.kind in ("hair", "hat")], occluders=occluders)
-        if ann is None:
-            continue
-        head_xyz = a.body.head_center @ xfs[k][:3, :3].T + xfs[k][:3, 3]
-        info = {"instance_id": k + 1, "person_id": people[k]["identity"] + 1, "pose": people[k]["pose"],
-                "position": [round(s.x, 4), round(s.y, 4)], "head_position": [round(float(c), 4) for c in head_xyz],
-                "rotation": _rotation(cam, (s.x, s.y))}
-        ann.update(info)
-        if "person" in cats:
-            ann["category_id"] = cats["person"]
-            anns.append(ann)
-        if "head" in cats:
-            head = head_annotation(be, scene, cam, a, xfs[k], set(members), ann, occluders)
-            if head is not None:
-                head.update(info, category_id=cats["head"])
-                anns.append(head)
-    return Composed(image, mask, anns, records_people, light)
+    members = ps.members(k)
+    ann = person_annotation(be, ps.scene, a.body, ps.xfs[k], members, visible,
+                            hair=[pt for pt in a.parts if pt.kind in ("hair", "hat")], occluders=occluders)
+    if ann is None:
+        return []
+    head_xyz = a.body.head_center @ ps.xfs[k][:3, :3].T + ps.xfs[k][:3, 3]
+    info = {"instance_id": k + 1, "person_id": person["identity"] + 1, "pose": person["pose"],
+            "position": [round(s.x, 4), round(s.y, 4)], "head_position": [round(float(c), 4) for c in head_xyz],
+            "rotation": _rotation(cam, (s.x, s.y))}
+    ann.update(info)
+    cats = {n: i for i, n in enumerate(cfg.categories, start=1)}
+    out = []
+    if "person" in cats:
+        out.append({**ann, "category_id": cats["person"]})
+    if "head" in cats:
+        head = head_annotation(be, ps.scene, cam, a, ps.xfs[k], set(members), ann, occluders)
+        if head is not None:
+            out.append({**head, **info, "category_id": cats["head"]})
+    return out
 
 
 def nearest_depth(depth: np.ndarray) -> np.ndarray:
