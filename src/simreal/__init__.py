@@ -36,6 +36,7 @@ _LAZY = {
     "train": ("simreal.adapt.api", "train"),
     "evaluate": ("simreal.adapt.api", "evaluate"),
     "load_run": ("simreal.adapt.api", "load_run"),
+    "faces": ("simreal.faces", None),
 }
 
 

@@ -22,6 +22,9 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
                      "`simreal render --config scene.yaml` (`type: people_scene`)"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
+    "faces_extract": ("simreal.faces.extract", "ExtractConfig", "`simreal faces extract --config extract.yaml`"),
+    "faces_render": ("simreal.faces.render", "FaceRenderConfig", "`simreal faces render --config faces.yaml`"),
+    "faces_words": ("simreal.faces.words", "WordsConfig", "`simreal faces run --words child.yaml`"),
 }
 
 

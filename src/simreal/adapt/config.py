@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from simreal.config import StrictModel
+from simreal.datasets.augment import AugmentConfig
 from simreal.tasks.detect_config import DetectConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
@@ -126,6 +127,8 @@ class TrainConfig(StrictModel):
     reid: ReidOptions = Field(default_factory=ReidOptions, description="task reid only")
     detect: DetectConfig = Field(default_factory=DetectConfig, description="task detect only (anchors, NMS, loss "
                                                                            "weights)")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description=(
+        "training-batch augmentation for every task (flip, blur/sharpen, colour jitter); see docs/train.md"))
 
     @field_validator("task")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from simreal.datasets.coco import extras
 from simreal.datasets.contract import Dataset
 from simreal.datasets.imageio import encode_image
 from simreal.runtime.io import atomic_write_bytes
@@ -23,14 +24,14 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
     names = {c["id"]: c["name"] for c in ds.categories}
     per_cat = Counter(names.get(a["category_id"], str(a["category_id"])) for a in ds.annotations)
     sizes = np.array([math.sqrt(a["bbox"][2] * a["bbox"][3]) for a in ds.annotations if a.get("bbox")])
-    vis = np.array([a["visibility"] for a in ds.annotations if "visibility" in a])
+    vis = np.array([extras(a)["visibility"] for a in ds.annotations if "visibility" in extras(a)])
     labels = Counter(ds.label(r) for r in ds.images)
     return {
         "name": ds.name,
         "domain": ds.domain,
         "images": len(ds.images),
         "annotations": len(ds.annotations),
-        "ignored": sum(1 for a in ds.annotations if a.get("ignore")),
+        "ignored": sum(1 for a in ds.annotations if extras(a).get("ignore")),
         "negatives": labels.get(0, 0),
         "unlabelled": labels.get(None, 0),
         "per_category": dict(per_cat),
@@ -92,12 +93,12 @@ def draw_sample(ds: Dataset, index: int, tile: int) -> Image.Image:
     draw = ImageDraw.Draw(pil)
     names = {c["id"]: c["name"] for c in ds.categories}
     for a in ds.anns(rec):
-        if a.get("amodal_bbox"):
-            x, y, w, h = (v * scale for v in a["amodal_bbox"])
+        if extras(a).get("amodal_bbox"):
+            x, y, w, h = (v * scale for v in extras(a)["amodal_bbox"])
             _dashed_rect(draw, x, y, x + w, y + h, (255, 255, 0))
         if a.get("bbox"):
             x, y, w, h = (v * scale for v in a["bbox"])
-            color = (255, 80, 80) if a.get("ignore") else (0, 255, 0)
+            color = (255, 80, 80) if extras(a).get("ignore") else (0, 255, 0)
             draw.rectangle([x, y, x + w - 1, y + h - 1], outline=color, width=1)
             draw.text((x + 2, y + 1), names.get(a["category_id"], "?"), fill=color)
     lab = ds.label(rec)

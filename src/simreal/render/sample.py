@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from simreal.datasets.coco import IMAGES_DIR, SIMREAL
 from simreal.datasets.imageio import encode_image, encode_mask
 from simreal.render.annotate import amodal_box, annotate
 from simreal.render.backends.mitsuba import MitsubaBackend
@@ -61,17 +62,17 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
             crop_samples(image, mask, anns, params, cfg.crop, rng_seed=seed)
         ):
             name = f"{index:07d}_{j:02d}"
-            files[f"images/{name}.{ext}"] = encode_image(crop_img, ext)
+            files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(crop_img, ext)
             files[f"masks/{name}.png"] = encode_mask(crop_mask)
-            crop_rec.update({"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png"})
+            crop_rec.update({"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png"})
             records.append({"record": crop_rec, "anns": crop_anns})
     else:
         name = f"{index:07d}"
-        files[f"images/{name}.{ext}"] = encode_image(image, ext)
+        files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(image, ext)
         files[f"masks/{name}.png"] = encode_mask(mask)
-        visible = [a for a in anns if not a["ignore"]] or anns
+        visible = [a for a in anns if not a[SIMREAL]["ignore"]] or anns
         label = 0 if not visible else max(visible, key=lambda a: a["area"])["category_id"]
-        rec = {"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png",
+        rec = {"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png",
                "width": int(image.shape[1]), "height": int(image.shape[0]), "label": int(label)}
         records.append({"record": rec, "anns": anns})
     total = time.perf_counter() - t0
