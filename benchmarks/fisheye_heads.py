@@ -77,6 +77,7 @@ def labelled_subset(src: Path, out: Path, n: int) -> Path:
     """The first ``n`` images of a dataset (with their labels) as a dataset of its own."""
     import shutil
 
+    from simreal.datasets.coco import image_file
     from simreal.datasets.contract import DatasetWriter, open_dataset
 
     if (out / "annotations.json").is_file():
@@ -86,10 +87,12 @@ def labelled_subset(src: Path, out: Path, n: int) -> Path:
     images, anns = [], []
     for i in range(min(n, len(ds))):
         rec = dict(ds.images[i])
-        for key in ("file_name", "mask_file"):
-            if rec.get(key):
-                (out / Path(rec[key]).parent).mkdir(parents=True, exist_ok=True)
-                shutil.copy(src / rec[key], out / rec[key])
+        pairs = [(image_file(src, rec), image_file(out, rec))]
+        if rec.get("mask_file"):
+            pairs.append((src / rec["mask_file"], out / rec["mask_file"]))
+        for a, b in pairs:
+            b.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(a, b)
         anns += [dict(a) for a in ds.anns(i)]
         images.append(rec)
     w.finalize(images, anns)

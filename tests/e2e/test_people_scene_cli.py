@@ -64,14 +64,14 @@ def test_scene_render_identical_across_workers_collision_free(tmp_path: Path, ca
         anns = [x for x in da["annotations"] if x["image_id"] == im["id"]]
         people = [x for x in anns if x["category_id"] == 1]
         heads = [x for x in anns if x["category_id"] == 2]
-        assert {p["instance_id"] for p in people} <= set(range(1, len(placed) + 1))
+        assert {p["simreal"]["instance_id"] for p in people} <= set(range(1, len(placed) + 1))
         for p in people:
             hx, hy, hw, hh = p["head_bbox"]
             px, py = p["head_point"]
             assert hx <= px <= hx + hw and hy <= py <= hy + hh
             assert len(p["keypoints"]) == 51 and p["person_id"] in (1, 2)
         for h in heads:
-            owner = next(p for p in people if p["instance_id"] == h["instance_id"])
+            owner = next(p for p in people if p["simreal"]["instance_id"] == h["simreal"]["instance_id"])
             assert h["point"] == owner["head_point"]
             x, y, w, hgt = h["bbox"]
             assert x >= 0 and y >= 0 and x + w <= 96 and y + hgt <= 96

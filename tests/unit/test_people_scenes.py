@@ -58,7 +58,7 @@ def test_furniture_hides_the_person_and_leaves_the_photo_alone(composed) -> None
     assert person.sum() > 30 and cabinet.sum() > 100
     assert not (person & cabinet).any()  # the cabinet is in front wherever both are on the ray
     ann = next(a for a in out.anns if a["category_id"] == 1)
-    x, y, w, h = ann["amodal_bbox"]
+    x, y, w, h = ann["simreal"]["amodal_bbox"]
     ys, xs = np.mgrid[0:RES, 0:RES] + 0.5
     behind = cabinet & (xs >= x) & (xs <= x + w) & (ys >= y) & (ys <= y + h)
     assert behind.sum() > 20  # the person really is partly behind the cabinet

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle
+from simreal.datasets.coco import SIMREAL, mask_bbox, mask_to_rle
 from simreal.render.people.body import PosedBody
 
 JOINT_DEPTH = 0.15  # metres: how far under the first surface hit a joint may lie and count as visible
@@ -90,9 +90,9 @@ def person_annotation(backend: Any, scene: Any, body: PosedBody, xf: np.ndarray,
     kps = keypoints_coco(backend, scene, kp_world, set(members), occluders)
     return {
         "category_id": 1, "bbox": bb, "area": float(visible.sum()), "segmentation": mask_to_rle(visible),
-        "iscrowd": 0, "instance_id": 1, "amodal_bbox": projected_box(cam, body_pts),
+        "iscrowd": 0, SIMREAL: {"instance_id": 1, "amodal_bbox": projected_box(cam, body_pts), "ignore": 0},
         "keypoints": kps, "num_keypoints": int(sum(1 for v in kps[2::3] if v > 0)),
         "head_point": [round(float(head_pt[0, 0]), 2), round(float(head_pt[0, 1]), 2)],
-        "head_bbox": projected_box(cam, head_pts), "rotation": round(rotation, 2), "ignore": 0,
+        "head_bbox": projected_box(cam, head_pts), "rotation": round(rotation, 2),
     }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle
+from simreal.datasets.coco import IMAGES_DIR, mask_bbox, mask_to_rle
 from simreal.datasets.imageio import encode_image, encode_mask
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.build import composite
@@ -197,9 +197,9 @@ def render_character(task: tuple[str, int, int]) -> dict[str, Any]:
         seed = sample_seed(root_seed, index, stream=1 + v)
         image, mask, ann = render_view(cfg, ch, view, photos, seed)
         name = f"{index:06d}_{v:03d}"
-        files[f"images/{name}.{ext}"] = encode_image(image, ext)
+        files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(image, ext)
         files[f"masks/{name}.png"] = encode_mask(mask)
-        rec = {"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png", "width": cfg.resolution[0],
+        rec = {"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png", "width": cfg.resolution[0],
                "height": cfg.resolution[1], "label": 1, "identity": index + 1, "camera": view["camera_id"],
                "person_id": index + 1, "camera_id": view["camera_id"], "view": v, "domain": "synthetic",
                "sample": index, "seed": seed, "params": {"character": record, "view": view}}

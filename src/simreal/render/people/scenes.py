@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from simreal.datasets.coco import IMAGES_DIR, SIMREAL
 from simreal.datasets.imageio import encode_image, encode_mask
 from simreal.errors import AssetError, ConfigError
 from simreal.render.camera import Camera
@@ -363,10 +364,10 @@ def render_scene(task: tuple[str, int, int]) -> dict[str, Any]:
     w, h = cam.width, cam.height
     ext = cfg.image_format
     name = f"{index:07d}"
-    files = {f"images/{name}.{ext}": encode_image(out.image, ext), f"masks/{name}.png": encode_mask(out.mask)}
+    files = {f"{IMAGES_DIR}/{name}.{ext}": encode_image(out.image, ext), f"masks/{name}.png": encode_mask(out.mask)}
     params.update(placed=out.placed, light=out.light, camera_height=height, background=site.key)
     cx, cy = cam.principal_point
-    rec = {"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png", "width": w, "height": h,
+    rec = {"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png", "width": w, "height": h,
            "label": 1 if out.anns else 0, "domain": "synthetic", "sample": index,
            "seed": sample_seed(root_seed, index),
            "camera": {"model": "fisheye", "focal": round(cam.focal_px, 4), "center": [round(cx, 4), round(cy, 4)],
@@ -538,7 +539,8 @@ def annotate_person(be: Any, cfg: PeopleSceneConfig, ps: PeopleScene, k: int, a:
     if ann is None:
         return []
     head_xyz = a.body.head_center @ ps.xfs[k][:3, :3].T + ps.xfs[k][:3, 3]
-    info = {"instance_id": k + 1, "person_id": person["identity"] + 1, "pose": person["pose"],
+    ann[SIMREAL]["instance_id"] = k + 1
+    info = {"person_id": person["identity"] + 1, "pose": person["pose"],
             "position": [round(s.x, 4), round(s.y, 4)], "head_position": [round(float(c), 4) for c in head_xyz],
             "rotation": _rotation(cam, (s.x, s.y))}
     ann.update(info)
@@ -549,7 +551,7 @@ def annotate_person(be: Any, cfg: PeopleSceneConfig, ps: PeopleScene, k: int, a:
     if "head" in cats:
         head = head_annotation(be, ps.scene, cam, a, ps.xfs[k], set(members), ann, occluders)
         if head is not None:
-            out.append({**head, **info, "category_id": cats["head"]})
+            out.append({**head, **info, SIMREAL: {"instance_id": k + 1, "ignore": 0}, "category_id": cats["head"]})
     return out
 
 
@@ -579,7 +581,7 @@ def head_annotation(be: Any, scene: SceneData, cam: Camera, asset: PersonAsset, 
     x1, y1 = min(float(cam.width), box[0] + box[2]), min(float(cam.height), box[1] + box[3])
     if x1 <= x0 or y1 <= y0:
         return None
-    return {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0, "ignore": 0,
+    return {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
             "point": person["head_point"]}
 
 
