@@ -172,7 +172,7 @@ def render_dataset(
         cfg_json = cfg.model_dump_json()
         writer = DatasetWriter(out, cfg.name, "synthetic", _categories(cfg))
         t0 = time.perf_counter()
-        rendered = failed = 0
+        rendered = failed = new_images = 0  # a task is one image (scenes) or one character's views (people)
         first_error: str | None = None
         first_result = 0.0
         render_s = scene_s = other_s = 0.0
@@ -195,6 +195,7 @@ def render_dataset(
                     manifest.record(index, DONE, params=result["params"], result=result["records"],
                                     timings=result["timings"], commit=False)
                     rendered += 1
+                    new_images += len(result["records"])
                     render_s += result["timings"]["render"]
                     scene_s += result["timings"]["scene"]
                     other_s += result["timings"]["other"]
@@ -205,8 +206,9 @@ def render_dataset(
         manifest.commit()
         seconds = time.perf_counter() - t0
         n_images, n_anns = _finalize(cfg, writer, manifest, command)
-        log.info("rendered %d, failed %d in %.1fs (%.2f img/s); dataset has %d images, %d annotations",
-                 rendered, failed, seconds, rendered / max(seconds, 1e-9), n_images, n_anns)
+        log.info("rendered %d tasks (%d images), failed %d in %.1fs (%.2f img/s); dataset has %d images, "
+                 "%d annotations", rendered, new_images, failed, seconds, new_images / max(seconds, 1e-9), n_images,
+                 n_anns)
         return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, scene_s,
                              other_s, first_error, first_result)
     finally:
