@@ -58,7 +58,7 @@ IMAGES_DIR = "images"
 #   import; it also sets coco_id, supercategory and iscrowd itself and merges a key ``attributes``.
 # - Detectron2 (detectron2/data/datasets/coco.py, ``load_coco_json``) copies iscrowd, bbox,
 #   keypoints, category_id, segmentation and sets bbox_mode, and asserts ``ignore`` is absent or 0.
-# tests/unit/test_coco_layout.py checks the names against these lists.
+# tests/e2e/coco_tools.py and test_render_cli.py::test_coco_layout_clashes_with_no_tool check the names.
 SIMREAL = "simreal"
 ANNOTATION_FIELDS = ("instance_id", "amodal_bbox", "amodal_area", "visibility", "truncated", "ignore")
 

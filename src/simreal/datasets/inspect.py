@@ -76,10 +76,16 @@ def _palette(n: int) -> np.ndarray:
     return pal
 
 
-def draw_sample(ds: Dataset, index: int, tile: int) -> Image.Image:
-    """One image with its masks tinted and its visible (solid) and amodal (dashed) boxes drawn."""
+def draw_sample(ds: Dataset, index: int, tile: int, raw: bool = False) -> Image.Image:
+    """One image with its masks tinted and its visible (solid) and amodal (dashed) boxes drawn
+    (``raw``: the image alone, resized smoothly: a contact sheet)."""
     rec = ds.images[index]
     img = ds.load_image(rec).astype(np.float32)
+    if raw:
+        pil = Image.fromarray(img.clip(0, 255).astype(np.uint8))
+        scale = tile / max(pil.size)
+        return pil.resize((max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale))),
+                          Image.Resampling.LANCZOS)
     mask = ds.load_mask(rec)
     if mask is not None and mask.shape == img.shape[:2] and mask.any():
         pal = _palette(int(mask.max())).astype(np.float32)
@@ -118,14 +124,15 @@ def _dashed_rect(draw: ImageDraw.ImageDraw, x0: float, y0: float, x1: float, y1:
             t += step
 
 
-def preview_grid(ds: Dataset, out: str | Path, n: int = 16, tile: int = 192, columns: int | None = None) -> Path:
-    """Write a PNG grid of the first ``n`` images with annotations drawn."""
+def preview_grid(ds: Dataset, out: str | Path, n: int = 16, tile: int = 192, columns: int | None = None,
+                 raw: bool = False) -> Path:
+    """Write a PNG grid of the first ``n`` images with annotations drawn (``raw``: images only)."""
     n = min(n, len(ds))
     cols = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
     grid = Image.new("RGB", (cols * tile, rows * tile), (32, 32, 32))
     for i in range(n):
-        t = draw_sample(ds, i, tile)
+        t = draw_sample(ds, i, tile, raw)
         grid.paste(t, ((i % cols) * tile, (i // cols) * tile))
     atomic_write_bytes(out, encode_image(np.asarray(grid)))
     return Path(out)

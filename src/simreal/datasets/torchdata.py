@@ -19,9 +19,16 @@ import numpy as np
 import torch
 
 from simreal.datasets.augment import AUGMENT_STREAM
+from simreal.datasets.imageio import image_mode, resize_image
 from simreal.runtime.seeding import sample_rng
 
 TargetFn = Callable[[Any, dict[str, Any], tuple[int, int]], Any]
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 HxW or HxWxC -> float C x H x W scaled to 0..1."""
+    t = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
+    return (t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous()
 
 
 class DomainSource:
@@ -75,15 +82,11 @@ class FolderSource(DomainSource):
 
     def _load(self, i: int) -> tuple[torch.Tensor, Any]:
         if i not in self._cache:
-            from PIL import Image
-
             rec = self.dataset.record(self.indices[i])
-            arr = self.dataset.load_image(rec, "L" if self.channels == 1 else "RGB")
-            im = Image.fromarray(arr).resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-            t = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
-            t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+            arr = self.dataset.load_image(rec, image_mode(self.channels))
+            t = to_tensor(resize_image(arr, self.size))
             target = self.target_fn(self.dataset, rec, self.size) if self.labelled and self.target_fn else None
-            self._cache[i] = (t.contiguous(), target)
+            self._cache[i] = (t, target)
         return self._cache[i]
 
     def get(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[Any]]:

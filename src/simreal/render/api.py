@@ -11,12 +11,12 @@ if TYPE_CHECKING:
     from simreal.render.people.spec import PeopleConfig
     from simreal.render.spec import SceneConfig
 
-TIERS = ("low", "high")
+TIERS = ("low", "high", "high_v1")  # high_v1: the first high tier, kept to compare against
 Executor = Literal["local", "ray"]
 
 
 def tier_path(config: str | Path) -> Path:
-    """A config path, or the packaged config of a built-in tier ("low", "high")."""
+    """A config path, or the packaged config of a built-in tier ("low", "high", "high_v1")."""
     if str(config) in TIERS:
         return Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
     return Path(config)
@@ -75,8 +75,9 @@ def render(
 ) -> RenderSummary:
     """Render an annotated synthetic dataset into ``out`` (resuming whatever is already there).
 
-    ``config`` is a built-in tier ("low", "high"), a YAML, a SceneConfig/PeopleConfig or a dict (a
-    people config says ``type: people``: ``count`` characters × ``views`` crops); ``count``,
+    ``config`` is a built-in tier ("low", "high", "high_v1"), a YAML, a SceneConfig/PeopleConfig or a dict (a
+    people config says ``type: people`` or ``type: people_scene``: ``count`` characters × ``views`` crops, or
+    ``count`` fisheye scenes); ``count``,
     ``seed``, ``resolution`` (square) and ``crop`` override it, as do dotted ``overrides``. The output is
     byte-identical for any number of ``workers`` (default: one per core) and on Ray.
     """

@@ -66,6 +66,11 @@ def dry_run(cfg: SceneConfig) -> None:
     from simreal.render.randomize import sample_params
 
     lib = build_library(cfg)
+    if cfg.render.denoise:
+        from simreal.render.denoise import INSTALL_HINT, available
+
+        if not available():
+            raise ConfigError(INSTALL_HINT)
     names = (cfg.post.get("lut") or {}).get("names") if isinstance(cfg.post.get("lut"), dict) else None
     missing = sorted(set(names or []) - set(lib.luts))
     if missing:
