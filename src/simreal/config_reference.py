@@ -22,6 +22,8 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
                      "`simreal render --config scene.yaml` (`type: people_scene`)"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
+    "anonymize": ("simreal.privacy.config", "AnonymizeConfig", "`simreal anonymize train --config anon.yaml`"),
+    "audit": ("simreal.privacy.config", "AuditConfig", "`simreal anonymize audit --config audit.yaml`"),
     "triage": ("simreal.triage.config", "TriageConfig", "`simreal triage run triage.yaml`"),
     "faces_extract": ("simreal.faces.extract", "ExtractConfig", "`simreal faces extract --config extract.yaml`"),
     "faces_render": ("simreal.faces.render", "FaceRenderConfig", "`simreal faces render --config faces.yaml`"),

@@ -17,3 +17,10 @@ def set_option(example: str = "optim.steps=200") -> list[str]:
     """``--set KEY=VALUE`` dotted-key config overrides."""
     return typer.Option([], "--set", metavar="KEY=VALUE",
                         help=f"Override a config key (YAML value), e.g. --set {example}; repeatable.")
+
+
+def device_option() -> str | None:
+    """``--device auto|cpu|cuda|cuda:N|mps`` (None: the config's ``device``, auto by default)."""
+    from simreal.runtime.device import DEVICE_HELP
+
+    return typer.Option(None, "--device", help=DEVICE_HELP + " Default: the config's device (auto).")
