@@ -179,10 +179,14 @@ def make_videos(folder: Path, backgrounds: list[Path], cutouts: list[np.ndarray]
 
 
 def run_demo(out: str | Path = "demo_out", size: str | DemoSizes = "full", *, workers: int | None = None,
-             progress: bool = True, echo: Callable[[str], None] = print) -> DemoResult:
-    """Run the whole loop into ``out`` (resuming what is already there) and return the figures."""
+             progress: bool = True, echo: Callable[[str], None] = print, device: str | None = None) -> DemoResult:
+    """Run the whole loop into ``out`` (resuming what is already there) and return the figures; the networks
+    run on ``device`` (None: auto)."""
     import simreal
     import simreal.triage
+    from simreal.runtime.device import resolve_device
+
+    resolve_device(device)  # an absent device fails before anything is rendered
     from simreal.datasets.contract import Dataset
     from simreal.datasets.inspect import preview_grid
 
@@ -231,9 +235,11 @@ def run_demo(out: str | Path = "demo_out", size: str | DemoSizes = "full", *, wo
     rcfg = {"net": {"ngf": 16, "ndf": 16, "n_blocks": 3, "n_layers_d": 2, "skip": True},
             "data": {"crop_size": r, "load_size": r},
             "train": {"epochs": 4, "epochs_decay": 4, "iterations_per_epoch": iters, "batch_size": 4,
-                      "num_samples": 4, "checkpoint_every": 4, "lr": 5e-4}}
-    ref = simreal.refine.train(low.out, real_a, out / "refine_run", rcfg, progress=progress)
-    refined = simreal.refine.apply(ref.run, low.out, out / "render_low_refined", progress=progress)
+                      "num_samples": 4, "checkpoint_every": 4, "lr": 5e-4,
+                      "threads": 1}}  # tiny convs: one thread is faster, and far faster on a busy machine
+    ref = simreal.refine.train(low.out, real_a, out / "refine_run", rcfg, progress=progress, device=device)
+    refined = simreal.refine.apply(ref.run, low.out, out / "render_low_refined", progress=progress,
+                                   device=device or "auto")
     pics["refine_samples"] = ref.run / "samples"
     pics["refined"] = preview_grid(Dataset.open(refined.out), out / "preview_low_refined.png", n=16)
     done(f"run {ref.run}, refined dataset {refined.out}, preview {pics['refined']}")
@@ -251,12 +257,12 @@ def run_demo(out: str | Path = "demo_out", size: str | DemoSizes = "full", *, wo
         "selection": {"policy": "source_val", "eval_every": max(1, sz.train_steps // 4)},
         "checkpoint_every": max(1, sz.train_steps // 4),
     }
-    run = simreal.train(tcfg, out / "train_run", progress=progress)
+    run = simreal.train(tcfg, out / "train_run", progress=progress, device=device)
     done(f"run {run.run} (model selection: step {run.selection.get('step')}, {run.selection.get('policy')})")
 
     echo("[5/6] evaluate: held-out high renders, and real photos the model never saw")
-    ev = simreal.evaluate(run.run, test.out, out=out / "eval_high_test")
-    ev_real = simreal.evaluate(run.run, real_b, out=out / "eval_real_heldout")
+    ev = simreal.evaluate(run.run, test.out, out=out / "eval_high_test", device=device or "auto")
+    ev_real = simreal.evaluate(run.run, real_b, out=out / "eval_real_heldout", device=device or "auto")
     m = ev.metrics
     fig["canister_iou_high_test"] = m["per_class_iou"].get("canister")
     fig["image_roc_auc_high_test"] = m.get("image_roc_auc_macro")
@@ -279,7 +285,7 @@ def run_demo(out: str | Path = "demo_out", size: str | DemoSizes = "full", *, wo
         "select": {"name": "Local", "config": {"paths": [str(videos)], "extensions": [".mp4"]}},
         "analyse": [{"name": "Frames", "config": {"fps": sz.triage_fps}},
                     {"name": "Score", "config": {"models": [{"run": str(run.run), "name": "canister"}]}}],
-    }, workers=workers, progress=progress)
+    }, workers=workers, progress=progress, device=device)
     ranking = simreal.triage.rank_folder(tri.folder, by="max")
     order = [row["title"] or row["source"] for row in ranking["elements"]]
     names = [Path(str(o)).name for o in order]

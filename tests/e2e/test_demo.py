@@ -24,7 +24,7 @@ def test_photo_sets_are_disjoint_and_hold_out_the_named_photos() -> None:
 
 def test_tiny_demo_walks_the_whole_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--size", "tiny", "-o", str(out), "-q", "--workers", "2"]) == 0
+    assert main(["demo", "--size", "tiny", "-o", str(out), "-q", "--workers", "2", "--device", "cpu"]) == 0
     text = capsys.readouterr().out
     for step in range(1, 7):
         assert f"[{step}/6]" in text

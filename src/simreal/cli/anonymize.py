@@ -31,7 +31,7 @@ def train_cmd(
     config: Path | None = typer.Option(None, "--config", "-c",
                                        help="anon.yaml (default: the run's own config when resuming, else defaults)."),
     set_: list[str] = set_option("loss.lam=2"),
-    device: str | None = device_option(),
+    device: str | None = device_option(None),
     quiet: bool = quiet_option(),
 ) -> None:
     """Train an anonymizer (three phases); rerunning the same command resumes from the last checkpoint."""
@@ -54,7 +54,7 @@ def apply_cmd(
         help="Replace each output by the nearest training image of the chosen identity (intertwined runs; "
              "default: the run's config)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
-    device: str | None = device_option(),
+    device: str | None = device_option(None),
     quiet: bool = quiet_option(),
 ) -> None:
     """Write the anonymized dataset: same records, domain "anonymized", provenance, private field removed."""
@@ -75,7 +75,7 @@ def audit_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: ANONYMIZED/audit)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="audit.yaml (attackers, epochs, seeds)."),
     set_: list[str] = set_option("seeds=[0,1,2]"),
-    device: str | None = device_option(),
+    device: str | None = device_option(None),
     quiet: bool = quiet_option(),
 ) -> None:
     """Train fresh attackers on the anonymized and the original training split, test on the held-out split."""
@@ -111,7 +111,7 @@ def sweep_cmd(
                                         help="Override an audit config key, e.g. --audit-set max_epochs=30."),
     tolerance: float = typer.Option(0.10, "--tolerance", min=0.0, max=1.0,
                                     help="Utility drop allowed for the best lambda (fraction)."),
-    device: str | None = device_option(),
+    device: str | None = device_option(None),
     quiet: bool = quiet_option(),
 ) -> None:
     """Train, apply and audit one anonymizer per lambda; table and plot of accuracy versus lambda."""

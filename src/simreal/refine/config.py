@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from simreal.config import StrictModel
+from simreal.config import ComputeSettings, StrictModel
 
 
 class NetConfig(StrictModel):
@@ -36,6 +36,8 @@ class DataConfig(StrictModel):
     flip: bool = Field(True, description="random horizontal flips during training")
     max_images: int | None = Field(None, ge=1, description="use at most this many images per domain (null: all)")
     cache_mb: int = Field(1024, ge=0, description="decoded images kept in memory")
+    workers: int = Field(0, ge=0, description="data-loader processes preparing batches ahead of the training loop "
+                         "(0: in the loop); batches are a function of the iteration, so results do not depend on it")
 
 
 class PerceptualConfig(StrictModel):
@@ -96,11 +98,13 @@ class TrainConfig(StrictModel):
     epochs: int = Field(100, ge=0, description="epochs at constant learning rate")
     epochs_decay: int = Field(100, ge=0, description="epochs of linear decay to 0")
     iterations_per_epoch: int | None = Field(None, ge=1, description="default max(|A|, |B|) / batch_size")
-    batch_size: int = Field(1, ge=1, description="images per domain per step")
+    batch_size: int = Field(1, ge=1, description="images per domain per step (the global batch: each of N "
+                            "data-parallel processes takes 1/N of it)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of generators and discriminators")
     beta1: float = Field(0.5, description="Adam beta1")
     beta2: float = Field(0.999, description="Adam beta2")
-    pool_size: int = Field(50, ge=0, description="image pool of past fakes shown to the discriminators (0: none)")
+    pool_size: int = Field(50, ge=0, description="image pool of past fakes shown to the discriminators (0: none; "
+                           "per process under data parallelism)")
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept (the latest k)")
     num_samples: int = Field(4, ge=0, description="rows of the per-epoch sample grid")
@@ -125,8 +129,9 @@ class CropConfig(StrictModel):
     )
 
 
-class RefinerConfig(StrictModel):
-    """Everything ``simreal refine train`` needs besides the datasets."""
+class RefinerConfig(ComputeSettings):
+    """Everything ``simreal refine train`` needs besides the datasets (and where it runs: ``device``,
+    ``precision``, ``deterministic``)."""
 
     model: Literal["cyclegan", "cut"] = Field(
         "cyclegan", description="cyclegan (two generators, cycle loss) or cut (one generator, PatchNCE)"

@@ -72,6 +72,8 @@ def render(
     address: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    variant: str | None = None,
+    gpus_per_task: float | None = None,
 ) -> RenderSummary:
     """Render an annotated synthetic dataset into ``out`` (resuming whatever is already there).
 
@@ -79,7 +81,9 @@ def render(
     people config says ``type: people`` or ``type: people_scene``: ``count`` characters × ``views`` crops, or
     ``count`` fisheye scenes); ``count``,
     ``seed``, ``resolution`` (square) and ``crop`` override it, as do dotted ``overrides``. The output is
-    byte-identical for any number of ``workers`` (default: one per core) and on Ray.
+    byte-identical for any number of ``workers`` (default: one per core) and on Ray. ``variant`` overrides
+    ``render.variant`` (scalar_rgb, llvm_ad_rgb, cuda_ad_rgb); on Ray, cuda_ad_rgb tasks ask for
+    ``gpus_per_task`` GPUs (default 1).
     """
     from simreal.errors import ConfigError
     from simreal.render.job import render_dataset
@@ -95,7 +99,9 @@ def render(
         ov["resolution"] = [resolution, resolution]
     if crop:
         ov["crop.enabled"] = True
+    if variant is not None:
+        ov["render.variant"] = variant
     src = tier_path(config) if isinstance(config, (str, Path)) else config
     cfg = load_render_config(src, ov)
     return render_dataset(cfg, out, workers=workers or os.cpu_count() or 1, executor=executor, address=address,
-                          command=command or "simreal.render()", quiet=not progress)
+                          command=command or "simreal.render()", quiet=not progress, gpus_per_task=gpus_per_task)

@@ -254,8 +254,10 @@ class RenderSpec(StrictModel):
     max_depth: int = Field(4, ge=1, le=64, description="longest light path, bounces")
     filter: Literal["gaussian", "box"] = Field("gaussian", description="pixel reconstruction filter (box is about "
                                                                       "30 % faster in scalar_rgb)")
-    variant: str = Field("scalar_rgb", description="Mitsuba variant (scalar_rgb; llvm_ad_rgb or cuda_ad_rgb where "
-                                                   "installed)")
+    variant: Literal["scalar_rgb", "llvm_ad_rgb", "cuda_ad_rgb"] = Field(
+        "scalar_rgb", description="Mitsuba variant: scalar_rgb (CPU reference), llvm_ad_rgb (JIT-compiled, "
+        "vectorised CPU) or cuda_ad_rgb (GPU); labels are one ray per pixel centre in every variant, image bytes "
+        "differ between variants (docs/devices.md)")
     denoise: bool = Field(False, description="Open Image Denoise on the beauty pass (needs the 'denoise' extra; "
                                              "pair it with filter: box, see simreal.render.denoise)")
 
