@@ -17,6 +17,9 @@ from simreal.errors import ConfigError
 
 CONFIGS: dict[str, tuple[str, str, str]] = {
     "render": ("simreal.render.spec", "SceneConfig", "`simreal render --config scene.yaml`"),
+    "people": ("simreal.render.people.spec", "PeopleConfig", "`simreal render --config people.yaml` (`type: people`)"),
+    "people_scene": ("simreal.render.people.scene_spec", "PeopleSceneConfig",
+                     "`simreal render --config scene.yaml` (`type: people_scene`)"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
     "anonymize": ("simreal.privacy.config", "AnonymizeConfig", "`simreal anonymize train --config anon.yaml`"),

@@ -125,3 +125,34 @@ def test_window_and_centres() -> None:
 def test_image_smaller_than_crop_is_rejected() -> None:
     with pytest.raises(ValueError, match="smaller than the crop size"):
         crop_refine_reinsert(np.zeros((20, 40, 3), np.uint8), np.array([[5.0, 5.0]]), lambda x: x, 32)
+
+
+def test_annotation_rotation_sets_the_crop_up_direction() -> None:
+    """Per-object angles (an annotation's ``rotation``) decide which image side is the crop's top: a
+    refiner that brightens only the top half of each crop brightens that side of the object."""
+    from simreal.refine.crops import ann_angle
+
+    img = np.full((64, 64, 3), 100, np.uint8)
+
+    def brighten_top(x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[:, :, : x.shape[2] // 2] += 0.5
+        return y
+
+    centre = np.array([[31.5, 31.5]])
+    for rotation, side in ((90.0, "right"), (-90.0, "left"), (0.0, "top")):
+        ang = ann_angle({"rotation": rotation})
+        out = crop_refine_reinsert(img, centre, brighten_top, 16, rotate_upright=True,
+                                   angles=np.array([ang]), feather=0.0).astype(int)
+        changed = np.argwhere(out[..., 0] > 100)
+        assert len(changed) > 20
+        mean_y, mean_x = changed.mean(axis=0)
+        expect = {"right": mean_x > 33, "left": mean_x < 30, "top": mean_y < 30}[side]
+        assert expect, (rotation, mean_x, mean_y)
+    # the same angles as computed from a centre give the same image as rotate_upright with that centre
+    ctr = snap_centers(torch.tensor(centre, dtype=torch.float32), 16)
+    up = upright_angles(ctr, (10.0, 31.5)).numpy()
+    a = crop_refine_reinsert(img, centre, brighten_top, 16, rotate_upright=True, image_center=(10.0, 31.5))
+    b = crop_refine_reinsert(img, centre, brighten_top, 16, rotate_upright=True, angles=up)
+    assert np.array_equal(a, b)
+    assert ann_angle({"bbox": [0, 0, 1, 1]}) is None

@@ -95,3 +95,17 @@ def test_see_through_amodal_equals_the_object_rendered_alone(backend: MitsubaBac
     amodal = amodal_mask(backend, scene, labels, pixel_label, [0], 1)
     assert visible.sum() < 0.9 * alone.sum()  # the occluders do hide part of it
     assert np.array_equal(amodal, alone)
+
+
+def test_calibrated_fisheye_off_centre_sphere(backend: MitsubaBackend) -> None:
+    """A calibrated equidistant fisheye (focal in px/rad, optical centre off the image centre): the
+    sphere's mask is the disk of radius focal * half-angle around the projected centre."""
+    radius, distance = 0.5, 3.0
+    sphere = primitive("sphere", radius=radius, segments=256, rings=128)
+    cam = Camera(look_at(np.array([0.0, 0.0, distance]), np.zeros(3), np.array([0.0, 1.0, 0.0])), 200, 150,
+                 "fisheye", 190.0, focal=250.0, center=(88.0, 81.0))
+    labels = backend.labels(SceneData(cam, [Instance(sphere, Material(), 1, 1)]))
+    r_px = 250.0 * np.arcsin(radius / distance)
+    assert abs((labels == 1).sum() / (np.pi * r_px**2) - 1.0) < 0.01
+    ys, xs = np.nonzero(labels == 1)
+    assert abs(xs.mean() + 0.5 - 88.0) < 0.3 and abs(ys.mean() + 0.5 - 81.0) < 0.3

@@ -45,9 +45,10 @@ def test_pinhole_projection_of_known_points() -> None:
 
 
 def test_pixel_rays_reproject_to_pixel_centres() -> None:
-    for model, fov in (("pinhole", 50.0), ("fisheye", 170.0)):
+    for model, fov, calib in (("pinhole", 50.0, {}), ("fisheye", 170.0, {}),
+                              ("fisheye", 200.0, {"focal": 7.5, "center": (10.3, 9.1)})):
         cam = Camera(look_at(np.array([0.3, -2.0, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0]), 7.0), 24, 16,
-                     model, fov)
+                     model, fov, **calib)
         d, valid = cam.pixel_rays()
         pts = cam.origin + 3.0 * d[valid]
         uv, ok = cam.project(pts)

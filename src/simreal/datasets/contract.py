@@ -75,6 +75,11 @@ class Dataset:
             raise DatasetError(f"{root}: expected a folder, got a file")
         if (root / DATASET_JSON).is_file() or (root / ANNOTATIONS_JSON).is_file():
             return cls._open_contract(root)
+        from simreal.datasets.reid_layouts import read_layout
+
+        layout = read_layout(root)  # Market-1501 or CUHK03 re-identification folders
+        if layout is not None:
+            return cls(root, layout[1], layout[0], [], [])
         return cls._open_folder(root)
 
     @classmethod

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -31,7 +31,6 @@ from simreal.runtime.manifest import DONE, FAILED, Manifest
 from simreal.runtime.seeding import sample_rng
 
 Range = tuple[float, float]
-F = TypeVar("F", bound=Any)
 MANIFEST = "manifest.sqlite"
 ID_STREAM = 7
 
@@ -115,23 +114,6 @@ class FaceRenderConfig(StrictModel):
         return v
 
 
-def keep_grad_mode(fn: F) -> F:
-    """Restore torch's autograd mode after ``fn``: loading anny switches it off process-wide, which
-    would silently stop any training later in the same process."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kw: Any) -> Any:
-        import torch
-
-        grad = torch.is_grad_enabled()
-        try:
-            return fn(*args, **kw)
-        finally:
-            torch.set_grad_enabled(grad)
-
-    return wrapper  # type: ignore[return-value]
-
-
 # ---------------------------------------------------------------------------------------- sampling
 def _u(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
@@ -158,7 +140,6 @@ def sample_identity(cfg: FaceRenderConfig, k: int) -> dict[str, Any]:
             "hairline": _u(rng, (0.75, 1.05))}
 
 
-@keep_grad_mode
 def sample_frame(cfg: FaceRenderConfig, i: int, classes: list[str]) -> dict[str, Any]:
     """Everything drawn for frame ``i`` (its ``params`` record)."""
     rng = sample_rng(cfg.seed, i)
@@ -248,7 +229,6 @@ def _identity_geometry(cfg_json: str, k: int) -> tuple[dict[str, Any], dict[str,
     return ident, face_groups(neutral, topology(), ident["hair"] is not None, ident["hairline"])
 
 
-@keep_grad_mode
 def render_frame(cfg: FaceRenderConfig, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The rendered sRGB uint8 frame (H, W, 3) of one frame's params, and the true eye midpoint
     (x, y) in its pixel-index coordinates."""
@@ -352,7 +332,6 @@ class FaceRenderSummary:
     first_error: str | None = None
 
 
-@keep_grad_mode
 def render_faces(cfg: FaceRenderConfig, out: str | Path, workers: int = 1, quiet: bool = False,
                  command: str = "") -> FaceRenderSummary:
     """Render ``cfg.count`` frames into the chips dataset ``out`` (resumable; same bytes for any ``workers``)."""

@@ -117,8 +117,11 @@ class CropConfig(StrictModel):
         False, description="train and apply on object-centred crops (re-inserted into the full images)"
     )
     size: int = Field(64, ge=8, description="side of the crops, pixels")
-    rotate_upright: bool = Field(False, description="rotate so the object points away from the centre")
-    center: tuple[float, float] | None = Field(None, description="image centre (x, y) for rotation; default middle")
+    rotate_upright: bool = Field(False, description="rotate so the object points away from the centre (an "
+                                 "annotation's 'rotation', in degrees, wins when present)")
+    center: tuple[float, float] | None = Field(
+        None, description="image centre (x, y) for rotation; default: the record's 'image_center' (calibrated "
+        "fisheye scenes), else the middle")
     feather: float = Field(0.25, ge=0, le=0.5, description="window ramp width as a fraction of the crop")
     mask_dilate: int = Field(0, ge=0, description="grow the blend mask by this many pixels")
     reinsert: Literal["delta", "replace"] = Field(

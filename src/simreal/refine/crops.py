@@ -162,6 +162,13 @@ def composite(image_u8: np.ndarray, mean_delta: Tensor, coverage: Tensor, mask: 
     return out_np[:, :, 0] if image_u8.ndim == 2 else out_np
 
 
+def ann_angle(ann: dict) -> float | None:
+    """An annotation's upright crop angle in radians from its ``rotation`` (degrees clockwise from
+    image-up, as people-scene annotations carry it), or None."""
+    r = ann.get("rotation")
+    return None if r is None else math.radians(float(r))
+
+
 def ann_center(ann: dict) -> tuple[float, float] | None:
     """An annotation's centre in pixel-centre coordinates: its ``point`` [x, y], its box centre, or the
     mean of its visible keypoints; None when it has none of these."""
@@ -189,6 +196,7 @@ def crop_refine_reinsert(
     instance_ids: list[int] | None = None,
     rotate_upright: bool = False,
     image_center: tuple[float, float] | None = None,
+    angles: np.ndarray | None = None,
     feather: float = 0.25,
     dilate: int = 0,
     batch_size: int = 16,
@@ -198,7 +206,8 @@ def crop_refine_reinsert(
 
     ``refine`` maps a (B, C, S, S) tensor in [-1, 1] to the same shape. With an instance mask and
     ``instance_ids``, only those instances' pixels change; without one the feathered crop windows
-    blend the change in."""
+    blend the change in. ``angles`` (radians, one per object, e.g. the annotations' ``rotation``)
+    replace the upright angles computed from ``image_center`` when ``rotate_upright``."""
     h, w = image_u8.shape[:2]
     if h < size or w < size:
         raise ValueError(f"image is {w}x{h}, smaller than the crop size {size}")
@@ -207,7 +216,9 @@ def crop_refine_reinsert(
     arr = image_u8[:, :, None] if image_u8.ndim == 2 else image_u8
     img = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0
     ctr = snap_centers(torch.as_tensor(np.asarray(centers, dtype=np.float64)).float(), size)
-    if rotate_upright:
+    if rotate_upright and angles is not None:
+        angles = torch.as_tensor(np.asarray(angles, dtype=np.float64)).float()
+    elif rotate_upright:
         z = image_center if image_center is not None else ((w - 1) / 2, (h - 1) / 2)
         angles = upright_angles(ctr, z)
     else:

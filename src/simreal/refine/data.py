@@ -14,7 +14,7 @@ from PIL import Image
 from simreal.datasets import Dataset, extras
 from simreal.errors import DatasetError
 from simreal.refine.config import CropConfig, DataConfig
-from simreal.refine.crops import ann_center, extract_crops, snap_centers, upright_angles
+from simreal.refine.crops import ann_angle, ann_center, extract_crops, snap_centers, upright_angles
 
 _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
@@ -156,23 +156,25 @@ class ImageSet:
                 else torch.from_numpy((mask[y0 : y0 + s, x0 : x0 + s] > 0).astype(np.float32))[None]
             )
         else:
-            x, m = self._object_crop(img, mask, ann)
+            x, m = self._object_crop(img, mask, ann, i)
         if flip:
             x = x.flip(-1)
             m = None if m is None else m.flip(-1)
         return x, m
 
     def _object_crop(
-        self, img: np.ndarray, mask: np.ndarray | None, ann: dict[str, Any]
+        self, img: np.ndarray, mask: np.ndarray | None, ann: dict[str, Any], i: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         s = self.crops.size
         t = to_tensor(img)
         cx, cy = ann_center(ann)  # type: ignore[misc]
         ctr = snap_centers(torch.tensor([[cx, cy]], dtype=torch.float32), s)
         h, w = img.shape[:2]
-        if self.crops.rotate_upright:
-            z = self.crops.center if self.crops.center is not None else ((w - 1) / 2, (h - 1) / 2)
-            ang = upright_angles(ctr, z)
+        if self.crops.rotate_upright and ann_angle(ann) is not None:
+            ang = torch.tensor([ann_angle(ann)], dtype=torch.float32)
+        elif self.crops.rotate_upright:
+            z = self.crops.center or self.ds.record(i).get("image_center") or ((w - 1) / 2, (h - 1) / 2)
+            ang = upright_angles(ctr, tuple(z))
         else:
             ang = torch.zeros(1)
         x = extract_crops(t, ctr, ang, s)[0]
@@ -203,5 +205,5 @@ class ImageSet:
                 y0, x0 = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
                 out.append(to_tensor(img[y0 : y0 + s, x0 : x0 + s]))
             else:
-                out.append(self._object_crop(img, None, ann)[0])
+                out.append(self._object_crop(img, None, ann, i)[0])
         return torch.stack(out)

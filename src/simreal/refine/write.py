@@ -17,7 +17,7 @@ import torch
 from simreal.config import dump_config
 from simreal.datasets import Dataset, DatasetWriter, encode_image, extras
 from simreal.errors import DatasetError, RunError
-from simreal.refine.crops import ann_center, crop_refine_reinsert
+from simreal.refine.crops import ann_angle, ann_center, crop_refine_reinsert
 from simreal.refine.data import dataset_channels, to_tensor, to_uint8
 from simreal.refine.run import host_refine_fn, load_refiner
 from simreal.runtime.manifest import DONE, FAILED, Manifest
@@ -242,6 +242,9 @@ def _one_crop_image(
         img = ds.load_image(i, mode)
         anns = [a for a in ds.anns(i) if ann_center(a) is not None]
         centers = np.array([ann_center(a) for a in anns], dtype=np.float64).reshape(-1, 2)
+        rot = [ann_angle(a) for a in anns]
+        angles = np.array(rot, np.float64) if anns and all(r is not None for r in rot) else None
+        center = c.center if c.center is not None else ds.record(i).get("image_center")
         mask = ds.load_mask(i)
         ids = [int(extras(a)["instance_id"]) for a in anns if extras(a).get("instance_id") is not None]
         if mask is not None and len(ids) != len(anns):
@@ -258,7 +261,8 @@ def _one_crop_image(
             instance_mask=mask,
             instance_ids=ids if mask is not None else None,
             rotate_upright=c.rotate_upright,
-            image_center=c.center,
+            image_center=tuple(center) if center is not None else None,
+            angles=angles,
             feather=c.feather,
             dilate=c.mask_dilate,
             batch_size=batch_size,

@@ -61,13 +61,30 @@ class Camera:
     fov: float = 40.0  # horizontal field of view (pinhole/thinlens) or fisheye field of view
     aperture: float = 0.0
     focus_distance: float = 1.0
+    # calibrated equidistant fisheye (model "fisheye" only): r = focal * theta about ``center``; ``fov``
+    # then bounds the image circle (theta <= fov / 2) instead of setting the focal length
+    focal: float | None = None
+    center: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.focal is not None or self.center is not None) and self.model != "fisheye":
+            raise ValueError("Camera: focal/center calibrate the fisheye model only")
 
     @property
     def focal_px(self) -> float:
         """Focal length in pixels (fisheye: pixels per radian)."""
         if self.model == "fisheye":
+            if self.focal is not None:
+                return float(self.focal)
             return (self.width / 2.0) / (np.deg2rad(self.fov) / 2.0)
         return (self.width / 2.0) / np.tan(np.deg2rad(self.fov) / 2.0)
+
+    @property
+    def principal_point(self) -> tuple[float, float]:
+        """The optical centre in continuous pixel coordinates (the image centre unless calibrated)."""
+        if self.center is not None:
+            return float(self.center[0]), float(self.center[1])
+        return self.width / 2.0, self.height / 2.0
 
     @property
     def origin(self) -> np.ndarray:
@@ -91,7 +108,7 @@ class Camera:
     def project_camera(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`project` for points (or, for the fisheye, directions) already in the camera frame."""
         f = self.focal_px
-        cx, cy = self.width / 2.0, self.height / 2.0
+        cx, cy = self.principal_point
         if self.model == "fisheye":
             theta = np.arctan2(np.hypot(p[:, 0], p[:, 1]), p[:, 2])
             phi = np.arctan2(p[:, 1], p[:, 0])
@@ -109,8 +126,9 @@ class Camera:
         cols = np.arange(self.width) + 0.5
         rows = np.arange(self.height) + 0.5
         u, v = np.meshgrid(cols, rows)
-        dx = self.width / 2.0 - u
-        dy = self.height / 2.0 - v
+        cx, cy = self.principal_point
+        dx = cx - u
+        dy = cy - v
         f = self.focal_px
         if self.model == "fisheye":
             r = np.hypot(dx, dy)

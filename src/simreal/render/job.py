@@ -81,6 +81,20 @@ def dry_run(cfg: SceneConfig) -> None:
         raise ConfigError(f"config: a sampler rejected its settings ({exc})") from None
 
 
+def _job_functions(cfg: Any) -> tuple[Any, Any]:
+    """The per-task function and the dry run of a config kind (scene samples or people characters)."""
+    kind = getattr(cfg, "type", None)
+    if kind == "people":
+        from simreal.render.people.reid import people_dry_run, render_character
+
+        return render_character, people_dry_run
+    if kind == "people_scene":
+        from simreal.render.people.scenes import render_scene, scene_dry_run
+
+        return render_scene, scene_dry_run
+    return render_sample, dry_run
+
+
 def _missing_files(out: Path, manifest: Manifest) -> set[int]:
     """Finished samples whose files are gone or empty (e.g. lost in a power cut): render them again."""
     missing = set()
@@ -153,7 +167,8 @@ def render_dataset(
                           "CPU (use cuda_ad_rgb)")
     digest = config_hash(cfg)
     _check_out(out, digest)
-    dry_run(cfg)  # every file and sampler setting is checked before anything is written
+    task_fn, check = _job_functions(cfg)
+    check(cfg)  # every file and sampler setting is checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(out)
     log = folder_logger(out, "render", "render.log")
@@ -172,7 +187,7 @@ def render_dataset(
         cfg_json = cfg.model_dump_json()
         writer = DatasetWriter(out, cfg.name, "synthetic", _categories(cfg))
         t0 = time.perf_counter()
-        rendered = failed = 0
+        rendered = failed = new_images = 0  # a task is one image (scenes) or one character's views (people)
         first_error: str | None = None
         first_result = 0.0
         render_s = scene_s = other_s = 0.0
@@ -180,7 +195,7 @@ def render_dataset(
         with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
             for (_, _, index), result, err in map_tasks(
-                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, num_gpus,
+                task_fn, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, num_gpus,
                 fast_exit=True,
             ):
                 if not first_result:
@@ -196,6 +211,7 @@ def render_dataset(
                     manifest.record(index, DONE, params=result["params"], result=result["records"],
                                     timings=result["timings"], commit=False)
                     rendered += 1
+                    new_images += len(result["records"])
                     render_s += result["timings"]["render"]
                     scene_s += result["timings"]["scene"]
                     other_s += result["timings"]["other"]
@@ -206,8 +222,9 @@ def render_dataset(
         manifest.commit()
         seconds = time.perf_counter() - t0
         n_images, n_anns = _finalize(cfg, writer, manifest, command)
-        log.info("rendered %d, failed %d in %.1fs (%.2f img/s); dataset has %d images, %d annotations",
-                 rendered, failed, seconds, rendered / max(seconds, 1e-9), n_images, n_anns)
+        log.info("rendered %d tasks (%d images), failed %d in %.1fs (%.2f img/s); dataset has %d images, "
+                 "%d annotations", rendered, new_images, failed, seconds, new_images / max(seconds, 1e-9), n_images,
+                 n_anns)
         return RenderSummary(out, rendered, len(done), failed, n_images, n_anns, seconds, render_s, scene_s,
                              other_s, first_error, first_result)
     finally:
@@ -216,6 +233,8 @@ def render_dataset(
 
 
 def _categories(cfg: SceneConfig) -> list[dict[str, Any]]:
+    if hasattr(cfg, "coco_categories"):
+        return cfg.coco_categories()
     return [{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(cfg.category_names, start=1)]
 
 

@@ -146,6 +146,9 @@ class MitsubaBackend:
         tw = mi.ScalarTransform4f(cam.to_world.tolist())
         if cam.model == "fisheye":
             sensor: dict[str, Any] = {"type": "simreal_fisheye", "fov": float(cam.fov)}
+            if cam.focal is not None or cam.center is not None:
+                cx, cy = cam.principal_point
+                sensor.update(focal=float(cam.focal_px), cx=float(cx), cy=float(cy))
         elif cam.model == "thinlens" and not labels and cam.aperture > 0:
             sensor = {"type": "thinlens", "fov": float(cam.fov), "fov_axis": "x",
                       "aperture_radius": float(cam.aperture), "focus_distance": float(cam.focus_distance)}
@@ -278,6 +281,22 @@ class MitsubaBackend:
                             np.subtract(light.target, light.position)) else [0, 1, 0])}
         direction = np.subtract(light.target, light.position)
         return {"type": "directional", "direction": direction.tolist(), "irradiance": rgb}
+
+    def cast_rays(self, mscene: Any, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First hits of rays from ``origin`` along ``dirs`` (N, 3) in a loaded scene: the index into the
+        scene's instances (-1: none) and the distance (inf: none). Preliminary intersections one ray at a
+        time: in scalar mode several times faster than an AOV label render."""
+        mi = self.mi
+        o = mi.Point3f(*(float(c) for c in np.asarray(origin, np.float64)))
+        d = np.asarray(dirs, np.float64).reshape(-1, 3)
+        idx = np.full(len(d), -1, dtype=np.int64)
+        dist = np.full(len(d), np.inf)
+        for n, (x, y, z) in enumerate(d.tolist()):
+            pi = mscene.ray_intersect_preliminary(mi.Ray3f(o, mi.Vector3f(x, y, z)))
+            if pi.is_valid():
+                idx[n] = int(pi.shape.id()[5:])
+                dist[n] = float(pi.t)
+        return idx, dist
 
     def see_through(self, scene: SceneData, pixels: np.ndarray, members: set[int], max_layers: int = 32) -> np.ndarray:
         """For pixel-centre rays (``pixels``: (N, 2) rows, cols), whether the ray reaches any of the

@@ -82,6 +82,12 @@ class PosedBody:
         """Posed 4x4 frame of bone ``name`` (columns: the bone's axes; last column: its head)."""
         return self.bone_matrices[_index(self.joint_names, name, "bone")]
 
+    def motion_from(self, neutral: PosedBody, name: str) -> np.ndarray:
+        """4x4 transform taking points rigidly attached to bone ``name`` of ``neutral`` (the same
+        shape with the identity pose) to this posed body."""
+        i = _index(self.joint_names, name, "bone")
+        return self.bone_matrices[i] @ np.linalg.inv(neutral.bone_matrices[i])
+
     def keypoint(self, name: str) -> np.ndarray:
         return self.keypoints[_index(self.keypoint_names, name, "keypoint")]
 
