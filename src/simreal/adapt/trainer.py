@@ -148,7 +148,12 @@ class Trainer:
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=ph.lr, betas=(0.5, 0.999))
             return
         if ph.kind == "dann":
-            self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources), tuple(self.method.disc_hidden))
+            if self.method.levels:  # multi-level adaptation (its own module)
+                from simreal.adapt.multilevel import build_multilevel
+
+                self.disc = build_multilevel(self.method, self.model, self.task, ph.sources, self.seed)
+            else:
+                self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources), tuple(self.method.disc_hidden))
             params = list(self.model.parameters()) + list(self.disc.parameters())
         else:
             if ph.name == "finetune":
@@ -212,9 +217,15 @@ class Trainer:
                     n = len(bs.x) + len(bt.x)
                 elif ph.kind == "dann":
                     b = balanced_batch(ph.sources, g, self.seed, self.optim.batch_per_domain)
-                    alpha = grl_coefficient(local, ph.steps, self.method.schedule, self.method.alpha, self.method.gamma)
                     assert self.disc is not None
-                    rec = dann_step(self.model, self.disc, self.task, b, alpha, self.opt)
+                    if self.method.levels:
+                        from simreal.adapt.multilevel import multilevel_step
+
+                        rec = multilevel_step(self.model, self.disc, self.task, b, local, ph.steps, self.opt)
+                    else:
+                        alpha = grl_coefficient(local, ph.steps, self.method.schedule, self.method.alpha,
+                                                self.method.gamma)
+                        rec = dann_step(self.model, self.disc, self.task, b, alpha, self.opt)
                     n = len(b.x)
                 else:
                     b = balanced_batch(ph.sources, g, self.seed, self.optim.batch_per_domain)

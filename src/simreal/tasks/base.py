@@ -2,16 +2,31 @@
 
 A task model's ``forward(x)`` returns ``(out, feat)``: the task output and pooled backbone
 features (B, D) that the domain discriminator of DANN sees. ``encode``/``head`` split the model
-for ADDA, ``reset_head`` re-initialises the task head for fine-tuning.
+for ADDA, ``reset_head`` re-initialises the task head for fine-tuning. ``feature_levels`` names the
+features multi-level adaptation may attach discriminators to (:mod:`simreal.adapt.multilevel`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureLevel:
+    """A named feature of a task model: the output of the sub-module at dotted path ``module`` (item
+    ``key`` of a dict output). ``kind``: ``map`` (B, C, H, W), ``vector`` (B, D), ``roi`` (R, D) whose rows
+    belong to the images given by the tensor at dotted path ``index``, or ``output`` (the task output's
+    softmax). ``module`` "" with kind ``vector`` is the model's pooled features."""
+
+    module: str
+    kind: Literal["map", "vector", "roi", "output"]
+    key: str | None = None
+    index: str | None = None
 
 
 class TaskModel(nn.Module):
@@ -46,6 +61,10 @@ class TaskModel(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.head_modules() for p in m.parameters()]
+
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """Named features for multi-level adaptation; every model has ``pooled``."""
+        return {"pooled": FeatureLevel("", "vector")}
 
 
 class Task:

@@ -17,7 +17,7 @@ from torch import nn
 
 from simreal.errors import ConfigError, DatasetError
 from simreal.nn.squeezedet import ConvDet
-from simreal.tasks.base import Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel
 from simreal.tasks.detect_boxes import anchor_grid, postprocess
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.detect_loss import LossWeights, assign, combine, loss_terms
@@ -51,6 +51,10 @@ class Detector(TaskModel):
 
     def head_modules(self) -> list[nn.Module]:
         return [self.head]
+
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """``pooled`` and ``backbone`` (the feature map ConvDet sees)."""
+        return {**super().feature_levels(), "backbone": FeatureLevel("backbone", "map")}
 
     def reset_head(self) -> None:
         self.head.reset_parameters()

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simreal.errors import ConfigError, DatasetError
-from simreal.tasks.base import Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel
 
 IGNORE = 255
 TOP_FRACTION = 0.05
@@ -55,6 +55,19 @@ class SegModel(TaskModel):
 
     def head_modules(self) -> list[nn.Module]:
         return [self.net.head]
+
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """``pooled``; encoder levels (ResNet ``layer1``..``layer4``, light encoder ``enc1``..); decoder
+        levels ``dec1`` (deepest) .. ``decN``; ``output`` (the pixel softmax: output-space adaptation)."""
+        lv = dict(super().feature_levels())
+        enc = self.net.encoder
+        if hasattr(enc, "layer4"):
+            lv.update({f"layer{i}": FeatureLevel(f"net.encoder.layer{i}", "map") for i in range(1, 5)})
+        else:
+            lv.update({f"enc{i + 1}": FeatureLevel(f"net.encoder.blocks.{i}", "map") for i in range(len(enc.blocks))})
+        lv.update({f"dec{i + 1}": FeatureLevel(f"net.up_blocks.{i}", "map") for i in range(len(self.net.up_blocks))})
+        lv["output"] = FeatureLevel("", "output")
+        return lv
 
 
 class SegmentTask(Task):
