@@ -73,43 +73,56 @@ def _random_rois(rng: np.random.Generator, k: int, n_img: int, lo: float, hi: fl
     return torch.tensor(np.concatenate([rng.integers(0, n_img, (k, 1)), xy, xy + wh], 1))
 
 
+METHODS = ["separable", "grid"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("sampling_ratio", [-1, 1, 2])
-def test_roi_align_matches_brute_force(aligned: bool, sampling_ratio: int) -> None:
+def test_roi_align_matches_brute_force(aligned: bool, sampling_ratio: int, method: str) -> None:
     rng = np.random.default_rng(3 + sampling_ratio)
     feat = torch.tensor(rng.normal(size=(2, 3, 7, 9)))
     for scale in (1.0, 0.5):
         rois = _random_rois(rng, 24, 2, -6.0 / scale, 13.0 / scale)  # many cross the borders
-        got = roi_align(feat, rois, (3, 4), scale, sampling_ratio, aligned).numpy()
+        got = roi_align(feat, rois, (3, 4), scale, sampling_ratio, aligned, method).numpy()  # type: ignore[arg-type]
         want = _brute_roi_align(feat, rois, 3, 4, scale, sampling_ratio, aligned)
         assert np.abs(got - want).max() < 1e-10
 
 
-def test_roi_align_edge_cases() -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_roi_align_edge_cases(method: str) -> None:
+    def ra(*a: object) -> torch.Tensor:
+        return roi_align(*a, method=method)  # type: ignore[arg-type]
+
     feat = torch.arange(2 * 5 * 6, dtype=torch.float64).reshape(1, 2, 5, 6)
     # no boxes -> (0, C, PH, PW)
-    assert roi_align(feat, torch.zeros(0, 5, dtype=torch.float64), 7, 1.0, 2).shape == (0, 2, 7, 7)
+    assert ra(feat, torch.zeros(0, 5, dtype=torch.float64), 7, 1.0, 2).shape == (0, 2, 7, 7)
     # aligned, box = the whole map, one sample per bin at each pixel centre -> the input itself
     whole = torch.tensor([[0.0, 0.0, 0.0, 6.0, 5.0]], dtype=torch.float64)
-    assert torch.allclose(roi_align(feat, whole, (5, 6), 1.0, 1, True)[0], feat[0])
+    assert torch.allclose(ra(feat, whole, (5, 6), 1.0, 1, True)[0], feat[0])
     # a constant map gives the constant for every box that stays within [-1, H] x [-1, W]
     const = torch.full((1, 1, 5, 6), 3.0, dtype=torch.float64)
     inside = torch.tensor([[0, -0.9, -0.9, 5.9, 4.9], [0, 2.0, 1.0, 2.3, 1.2]], dtype=torch.float64)
-    assert torch.allclose(roi_align(const, inside, 4, 1.0, 2), torch.tensor(3.0, dtype=torch.float64))
-    # a box entirely beyond the image pools zeros
-    outside = torch.tensor([[0, 20.0, 20.0, 30.0, 30.0]], dtype=torch.float64)
-    assert float(roi_align(feat, outside, 2, 1.0, 2).abs().max()) == 0.0
+    assert torch.allclose(ra(const, inside, 4, 1.0, 2), torch.tensor(3.0, dtype=torch.float64))
+    # a box entirely beyond the image pools zeros; a zero-size aligned box has no samples
+    outside = torch.tensor([[0, 20.0, 20.0, 30.0, 30.0], [0, 2.0, 2.0, 2.0, 2.0]], dtype=torch.float64)
+    assert float(ra(feat, outside, 2, 1.0, -1, True).abs().max()) == 0.0
     # a linear ramp is reproduced at the mean sample position of each bin
     ramp = torch.arange(6, dtype=torch.float64).expand(1, 1, 5, 6).contiguous()
     box = torch.tensor([[0, 1.0, 1.0, 4.0, 3.0]], dtype=torch.float64)
-    got = roi_align(ramp, box, (2, 3), 1.0, 2, True)[0, 0]
+    got = ra(ramp, box, (2, 3), 1.0, 2, True)[0, 0]
     assert torch.allclose(got, (0.5 + torch.arange(3, dtype=torch.float64) + 0.5).expand(2, 3))
+    # a one-row map: every sample reads that row; samples beyond W - 1 read the last column
+    row = torch.arange(4, dtype=torch.float64).reshape(1, 1, 1, 4)
+    assert torch.allclose(ra(row, torch.tensor([[0, 0.0, -0.5, 4.0, 0.5]], dtype=torch.float64), (1, 2), 1.0, 2),
+                          torch.tensor([[[[1.0, 2.75]]]], dtype=torch.float64))  # x = 3.5 reads column 3
 
 
-def test_roi_align_gradient_flows_to_the_features() -> None:
-    feat = torch.randn(1, 2, 6, 6, dtype=torch.float64, requires_grad=True)
-    rois = torch.tensor([[0, 0.5, 0.5, 4.5, 3.5]], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda f: roi_align(f, rois, 2, 1.0, 2, False), (feat,))
+@pytest.mark.parametrize("method", METHODS)
+def test_roi_align_gradient_flows_to_the_features(method: str) -> None:
+    feat = torch.randn(2, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor([[0, 0.5, 0.5, 4.5, 3.5], [1, -1.0, 2.0, 3.0, 7.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: roi_align(f, rois, 2, 1.0, 2, False, method), (feat,))  # type: ignore
 
 
 def test_level_mapper_and_multiscale_pooling() -> None:

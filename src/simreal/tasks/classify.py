@@ -55,7 +55,7 @@ class ClassifyTask(Task):
         from simreal.nn.registry import create_model
 
         return Classifier(create_model(arch, "classifier", num_classes=self.num_classes, in_channels=in_channels,
-                                       width=int(kw.get("width", 32))))
+                                       width=int(kw.get("width", 32)), base_width=int(kw.get("base_width", 64))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not dataset.has_image_labels:

@@ -90,7 +90,8 @@ class SegmentTask(Task):
         from simreal.nn.registry import create_model
 
         return SegModel(create_model(arch, "segmenter", num_classes=self.num_classes, in_channels=in_channels,
-                                     width=int(kw.get("width", 16))))
+                                     width=int(kw.get("width", 16)),
+                                     base_width=int(kw.get("base_width", 64))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not any(r.get("mask_file") for r in dataset.images):
