@@ -79,6 +79,24 @@ def test_torchvision_file_loads_through_the_train_config_without_foreign_heads(t
                        want["roi_heads.mask_predictor.conv5_mask.weight"])  # same shape: loaded
 
 
+def test_example_configs_validate_and_build() -> None:
+    from simreal.config import load_config
+
+    root = Path(__file__).resolve().parents[2] / "configs/train"
+    cpu = load_config(TrainConfig, root / "instance_cpu.yaml")
+    assert cpu.task == "instance" and [lv.name for lv in cpu.method.levels or []] == ["layer4", "p3", "p4", "roi"]
+    ref = load_config(TrainConfig, root / "instance_r50.yaml")
+    assert ref.model.arch == "maskrcnn_resnet50_fpn" and ref.instance.frozen_bn
+    assert ref.instance.rpn_post_nms_top_n_train == 2000 and ref.instance.anchor_sizes[0] == [32.0]  # reference
+    task = InstanceTask(3, ["a", "b", "c"], **cpu.instance.model_dump())
+    model = build_model(cpu, task)
+    n = _count(model)
+    assert 1_000_000 < n < 3_000_000, n  # the CPU-sized model
+    from simreal.adapt.multilevel import resolve_levels
+
+    assert set(resolve_levels(cpu.method, model)) == {"layer4", "p3", "p4", "roi"}
+
+
 def test_loss_and_detection_invariants() -> None:
     torch.manual_seed(0)
     m = build_maskrcnn("resnet18", 3, base_width=8, config=SMALL)
