@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +41,12 @@ def digits_cmd(
                                                          "seeds": list(cfg.seeds), "selection": cfg.selection})
 
 
-Arch = Literal["classifier", "unet", "maskrcnn"]
+class Arch(str, Enum):
+    """Architectures of the rare-object benchmark."""
+
+    classifier = "classifier"
+    unet = "unet"
+    maskrcnn = "maskrcnn"
 
 
 @bench_app.command("rare-object")
@@ -69,7 +75,8 @@ def rare_object_cmd(
                           "not move batches to other devices yet); use --device cpu")
     cfg = quick_config() if quick else RareObjectConfig()
     cfg.seeds = tuple(range(seeds))
-    cfg.archs = tuple(a for a in ARCHS if not arch or a in arch)
+    chosen = {a.value for a in arch}
+    cfg.archs = tuple(a for a in ARCHS if not chosen or a in chosen)
     cfg.workers = workers
     out.mkdir(parents=True, exist_ok=True)
     log = folder_logger(out, "rare_object")

@@ -99,3 +99,20 @@ class Task:
     def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:
         """Per-sample losses (for importance-weighted validation)."""
         raise NotImplementedError  # pragma: no cover
+
+
+def original_hw(dataset: Any, rec: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of a record's original image (from the record, else from the file)."""
+    if rec.get("width") and rec.get("height"):
+        return int(rec["height"]), int(rec["width"])
+    from PIL import Image
+
+    with Image.open(dataset.image_path(rec)) as im:
+        return int(im.height), int(im.width)
+
+
+def source_targets(src: Any) -> list[Any]:
+    """Targets of every sample of a source without loading images where possible."""
+    if hasattr(src, "dataset") and hasattr(src, "indices") and src.target_fn is not None:
+        return [src.target_fn(src.dataset, src.dataset.record(i), src.size) for i in src.indices]
+    return list(getattr(src, "targets", None) or [])

@@ -25,7 +25,7 @@ from torch import nn
 
 from simreal.errors import DatasetError
 from simreal.nn.maskrcnn import Features, MaskRCNN
-from simreal.tasks.base import FeatureLevel, Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
 from simreal.tasks.instance_config import InstanceConfig
 
 
@@ -110,7 +110,7 @@ class InstanceTask(Task):
 
         from simreal.datasets.coco import mask_to_rle
 
-        oh, ow = _original_hw(dataset, rec)
+        oh, ow = original_hw(dataset, rec)
         sy, sx = size[0] / oh, size[1] / ow
         names = {c["id"]: c["name"] for c in dataset.categories}
         inst = dataset.load_mask(rec)
@@ -148,13 +148,11 @@ class InstanceTask(Task):
         """Check the configured anchors against the labelled training boxes (the anchors are fixed; the
         name is the trainer's hook): most boxes must overlap an anchor by IoU >= rpn_bg_iou_thresh."""
         from simreal.nn.rpn import AnchorGenerator, anchor_match_quality
-        from simreal.tasks.detect import _targets_of
-
         boxes, size = [], None
         for src in sources:
             if not getattr(src, "labelled", False):
                 continue
-            for t in _targets_of(src):
+            for t in source_targets(src):
                 if t is not None and len(t["boxes"]):
                     boxes.append(t["boxes"])
                     size = t["size"]
@@ -242,12 +240,6 @@ class InstanceTask(Task):
         from simreal.tasks.instance_eval import instance_eval
 
         return instance_eval(self, preds, targets, out)
-
-
-def _original_hw(dataset: Any, rec: dict[str, Any]) -> tuple[int, int]:
-    from simreal.tasks.detect import _original_hw as hw
-
-    return hw(dataset, rec)
 
 
 def _instance_mask(dataset: Any, inst: np.ndarray | None, ann: dict[str, Any], hw: tuple[int, int]) -> np.ndarray:
