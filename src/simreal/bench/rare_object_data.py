@@ -9,8 +9,9 @@
   row only) is drawn like ``real_train`` but with the rare class allowed.
 * **Synthetic, low fidelity** (``low``): digits drawn from fonts (matplotlib's and any under
   /usr/share/fonts) with flat ink on flat or two-colour backgrounds, with many flat distractor shapes.
-* **Synthetic, high fidelity** (``high``): font digits on photo crops (photos disjoint from the real
-  domain's), with texture noise, a lighting gradient, blur and sensor noise.
+* **Synthetic, high fidelity** (``high``): font digits captured coarsely (area-reduced to 6-12 px and
+  upscaled again) on photo crops (photos disjoint from the real domain's), with texture noise, a
+  lighting gradient, blur and sensor noise.
 
 The synthetic domains hold the rare class in about 60 % of the canvases (and the other digits too).
 Every canvas is a function of (seed, domain, index); the photos are split between the real and the
@@ -112,8 +113,9 @@ def _handwritten(img8: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     return np.asarray(canvas, dtype=np.float32) / 255.0
 
 
-def _font_glyph(digit: int, size: int, font: Path, rng: np.random.Generator) -> np.ndarray:
-    """A font digit as a ``size`` px (height) ink map (0..1), random stroke, rotated."""
+def _font_glyph(digit: int, size: int, font: Path, rng: np.random.Generator, capture: bool = False) -> np.ndarray:
+    """A font digit as a ``size`` px (height) ink map (0..1), random stroke, rotated. ``capture``: emulate a
+    coarse capture (area-reduce to 6-12 px, bicubic back up), as the high-fidelity renders do."""
     px = 96
     f = ImageFont.truetype(str(font), px)
     im = Image.new("L", (2 * px, 2 * px), 0)
@@ -126,6 +128,10 @@ def _font_glyph(digit: int, size: int, font: Path, rng: np.random.Generator) -> 
     h = size
     w = max(2, int(round(glyph.width * h / glyph.height * rng.uniform(0.8, 1.15))))
     glyph = glyph.resize((w, h), Image.Resampling.LANCZOS)
+    if capture:
+        small = int(rng.integers(6, 13))
+        glyph = glyph.resize((max(2, round(small * w / h)), small), Image.Resampling.BOX).resize(
+            (w, h), Image.Resampling.BICUBIC)
     pad = max(w, h) // 3
     canvas = Image.new("L", (w + 2 * pad, h + 2 * pad), 0)
     canvas.paste(glyph, (pad, pad))
@@ -186,7 +192,7 @@ def real_canvas(seed: int, index: int, stream: int, cfg: RareObjectData, photos:
     for d in _digit_list(rng, cfg, rare_mode):
         cand = np.flatnonzero(pool_y == d)
         ink = _handwritten(pool_x[int(rng.choice(cand))], int(rng.integers(*cfg.digit_size)), rng)
-        ink = np.clip(ink * rng.uniform(1.0, 1.6), 0, 1)
+        ink = np.clip(ink * rng.uniform(1.0, 1.25), 0, 1)
         if _place(canvas, inst, ink, lambda bg: _ink_colour(bg, rng), rng, len(classes) + 1):
             classes.append(d)
     canvas = canvas + rng.normal(0, 0.01, canvas.shape)
@@ -223,7 +229,8 @@ def synthetic_canvas(seed: int, index: int, stream: int, cfg: RareObjectData, fo
     inst = np.zeros(side, np.uint16)
     classes: list[int] = []
     for d in _digit_list(rng, cfg, "maybe"):
-        ink = _font_glyph(d, int(rng.integers(*cfg.digit_size)), fonts[int(rng.integers(len(fonts)))], rng)
+        ink = _font_glyph(d, int(rng.integers(*cfg.digit_size)), fonts[int(rng.integers(len(fonts)))], rng,
+                          capture=fidelity == "high")
         if fidelity == "low":
             flat = rng.uniform(0, 1, 3)
             colour = lambda _bg, c=flat: c  # noqa: E731
