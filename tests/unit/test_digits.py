@@ -16,11 +16,13 @@ def test_rendered_digits_have_load_digits_format_and_are_deterministic() -> None
     assert not np.array_equal(x, render_digits(3, seed=6)[0])
 
 
-def test_real_split_fixed_and_disjoint() -> None:
+def test_real_split_per_seed_reproducible_and_disjoint() -> None:
     xa, ya, xt, yt = real_digits_split(0)
     assert len(xa) + len(xt) == 1797
     xa2, *_ = real_digits_split(0)
     assert np.array_equal(xa, xa2)
+    xb, *_ = real_digits_split(1)  # another seed, another split of the real digits
+    assert not np.array_equal(xa, xb)
     idx = k_per_class(ya, 3, 0)
     assert list(np.bincount(ya[idx])) == [3] * 10
 
@@ -32,4 +34,10 @@ def test_tiny_table_runs_and_dann_beats_chance() -> None:
     res = run_table(cfg, log=lambda s: None)
     assert res["rows"]["DANN"][0] > 0.3  # loose: 10 classes, tiny budget
     table = format_table(res)
-    assert "DANN" in table and "Model selection: `last`" in table
+    assert "DANN" in table and "Model selection: `last`; no row used target labels" in table
+    assert res["selection"]["DANN"] == [("last", False)]
+    # the line is built from what the trainers report, not a fixed string
+    from simreal.bench.digits import selection_line
+
+    line = selection_line({"source only": [("last", False)], "oracle": [("target_val", True)]})
+    assert "`last`, `target_val`" in line and "TARGET LABELS USED FOR SELECTION by: oracle" in line

@@ -38,7 +38,7 @@ def digits_cmd(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "digits_table.md", "# Digits sim-to-real benchmark\n\n" + table + "\n")
         atomic_write_json(out / "digits_results.json", {"rows": result["rows"], "wall_s": result["wall_s"],
-                                                         "seeds": list(cfg.seeds), "selection": cfg.selection})
+                                                         "seeds": list(cfg.seeds), "selection": result["selection"]})
 
 
 class Arch(str, Enum):

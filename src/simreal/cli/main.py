@@ -15,6 +15,7 @@ app = typer.Typer(
     help="Synthetic data, sim-to-real refinement, domain adaptation and evaluation for computer vision.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # paragraphs re-flow (the default mode keeps source line breaks)
     add_completion=False,
 )
 

@@ -82,6 +82,21 @@ def eval_cmd(
     typer.echo(f"report: {res.report}")
 
 
+@refine_app.command("import")
+def import_cmd(
+    weights: Path = typer.Option(..., "--weights", help="Reference generator weights (latest_net_G_A.pth, CUT's "
+                                                        "latest_net_G.pth, or safetensors)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New refiner run folder."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Refiner config describing the generator "
+                                                                    "(default: CycleGAN, 9 blocks, ngf 64)."),
+    channels: int = typer.Option(3, "--channels", min=1, max=3, help="Image channels of the generator (1 or 3)."),
+) -> None:
+    """Make a refiner run from a reference implementation's generator, to refine datasets with it."""
+    import simreal
+
+    typer.echo(f"{out}: imported {weights} as {simreal.refine.import_generator(weights, out, config, channels)}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``refine`` command group."""
     app.add_typer(refine_app, name="refine")

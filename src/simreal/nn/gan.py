@@ -373,3 +373,18 @@ class ImagePool:
 
     def load(self, stored: Tensor | None) -> None:
         self.images = [] if stored is None else [t.unsqueeze(0).clone() for t in stored]
+
+
+def patch_instance_norm_keys(state: dict[str, Tensor], net: nn.Module) -> dict[str, Tensor]:
+    """Drop ``running_mean``/``running_var``/``num_batches_tracked`` of InstanceNorm layers that keep no
+    running statistics: checkpoints saved by the 2018 reference code (PyTorch < 0.4) carry them, and the
+    reference's ``__patch_instance_norm_state_dict`` deletes them the same way before loading."""
+    inorm = {name for name, m in net.named_modules()
+             if isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats}
+    out = {}
+    for k, v in state.items():
+        owner, _, leaf = k.rpartition(".")
+        if owner in inorm and leaf in ("running_mean", "running_var", "num_batches_tracked"):
+            continue
+        out[k] = v
+    return out

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from simreal.refine.report import RefineEvalResult
     from simreal.refine.write import ApplyResult
 
-__all__ = ["apply", "evaluate", "refine_arrays", "train"]
+__all__ = ["apply", "evaluate", "import_generator", "refine_arrays", "train"]
 
 
 def train(*args: Any, **kwargs: Any) -> RefineResult:
@@ -40,6 +40,13 @@ def evaluate(*args: Any, **kwargs: Any) -> RefineEvalResult:
     from simreal.refine.report import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
+
+
+def import_generator(*args: Any, **kwargs: Any) -> Any:
+    """A refiner run from reference generator weights; see :func:`simreal.refine.run.import_generator`."""
+    from simreal.refine.run import import_generator as _import
+
+    return _import(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

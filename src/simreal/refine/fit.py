@@ -85,6 +85,9 @@ def train(
                                       info={"model": cfg.model, "channels": channels, "source": str(source),
                                             "target": str(target), "iterations_per_epoch": ipe})
     if resumed:
+        if store.info.get("imported_from"):
+            raise RunError(f"{out}: holds an imported generator (no discriminators or optimiser state) that "
+                           "cannot be trained further; train into a new --out")
         if int(store.info.get("channels", channels)) != channels:
             raise RunError(f"{out}: run was trained on {store.info['channels']}-channel images, data has {channels}")
         ipe = int(store.info.get("iterations_per_epoch", ipe))

@@ -47,3 +47,29 @@ def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None
     store.load_checkpoint(found, {n: m for n, m in model.named_children() if n in generator_names(cfg)})
     model.eval()
     return model, cfg, store.info, {**found.meta, "checkpoint": found.path.name}
+
+
+def import_generator(weights: str | Path, out: str | Path,
+                     config: RefinerConfig | str | Path | dict[str, Any] | None = None, channels: int = 3) -> Path:
+    """Make a refiner run in ``out`` from the A->B generator weights of the reference implementations
+    (pytorch-CycleGAN-and-pix2pix ``latest_net_G_A.pth``, CUT ``latest_net_G.pth``; torch or safetensors
+    files, loaded without pickle), so ``simreal refine apply/eval --run out`` use them. The config must
+    describe the same generator (``net.*``); instance-norm running statistics of 2018 checkpoints are
+    dropped as the reference loader does. Returns the checkpoint written."""
+    from simreal.config import load_config
+    from simreal.nn.gan import patch_instance_norm_keys
+    from simreal.nn.weights import load_into, load_state_dict_file, map_torchvision_keys
+
+    cfg = load_config(RefinerConfig, config, None)
+    model = build_model(inference_config(cfg), channels)
+    name = generator_names(cfg)[0]
+    net = getattr(model, name)
+    state = patch_instance_norm_keys(map_torchvision_keys(load_state_dict_file(weights)), net)
+    load_into(net, state, str(weights))
+    store, _ = RunStore.prepare(out, RUN_KIND, cfg, info={"model": cfg.model, "channels": channels,
+                                                           "imported_from": str(weights)})
+    if store.latest_checkpoint() is not None:
+        raise RunError(f"{out}: run already has checkpoints; import into a new folder")
+    ck = store.save_checkpoint(0, {name: net}, meta={"epoch": 0, "iteration": 0, "model": cfg.model,
+                                                     "channels": channels, "imported_from": str(weights)})
+    return ck.path

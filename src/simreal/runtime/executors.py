@@ -9,9 +9,10 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from simreal.errors import ConfigError
+from simreal.errors import ConfigError, SimrealError
 
 Outcome = tuple[Any, Any, str | None]
 
@@ -39,6 +40,11 @@ def run_inline(fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Outco
         yield task, result, err
 
 
+_BROKEN = ("a worker process died (out of memory, or a script that calls simreal without an `if __name__ == "
+           "'__main__':` guard: worker processes re-import the main script); finished work is kept, rerun to "
+           "resume, or use one worker")
+
+
 def run_local(
     fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, max_tasks_per_child: int = 400
 ) -> Iterator[Outcome]:
@@ -55,7 +61,10 @@ def run_local(
                 task = next(it)
             except StopIteration:
                 return False
-            pending[pool.submit(_call, fn, task)] = task
+            try:
+                pending[pool.submit(_call, fn, task)] = task
+            except BrokenProcessPool:
+                raise SimrealError(_BROKEN) from None
             return True
 
         for _ in range(workers * 3):
@@ -67,7 +76,9 @@ def run_local(
                 task = pending.pop(fut)
                 try:
                     result, err = fut.result()
-                except Exception as exc:  # worker died (e.g. out of memory)
+                except BrokenProcessPool:
+                    raise SimrealError(_BROKEN) from None
+                except Exception as exc:  # the task's result could not be returned
                     result, err = None, f"worker failed: {exc}"
                 yield task, result, err
                 submit_next()

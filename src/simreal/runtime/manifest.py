@@ -42,9 +42,12 @@ class Manifest:
         self.conn.commit()
 
     def close(self) -> None:
-        """Checkpoint the WAL and close."""
+        """Checkpoint the WAL and close (a failed checkpoint, e.g. while an error unwinds, only leaves the
+        WAL beside the database, which SQLite replays on the next open)."""
         try:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
         finally:
             self.conn.close()
 
