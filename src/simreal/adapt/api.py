@@ -155,8 +155,9 @@ def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
         # a torchvision head of another class count, or one the model lacks, is not loaded
         skip = tuple(k for k in state if heads and k.startswith(heads)
                      and (k not in own or own[k].shape != state[k].shape))
+        optional = tuple(prefix + o + "." for o in info.optional)  # e.g. detection heads of a backbone-only file
         load_into(model, state, cfg.model.weights, skip_prefixes=skip,
-                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + heads)
+                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + heads + optional)
     return model
 
 

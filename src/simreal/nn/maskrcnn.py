@@ -164,11 +164,13 @@ _MASK_NEW = re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$")
 
 def torchvision_to_simreal(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A torchvision Mask R-CNN state dict (current or legacy names, e.g. the COCO_V1 file; DataParallel
-    ``module.`` prefixes stripped) in simreal's (= torchvision's current) names."""
+    ``module.`` prefixes stripped) in simreal's (= torchvision's current) names. A torchvision ResNet
+    classifier file (ImageNet weights) becomes the backbone body, without its ``fc``."""
+    state = {k.removeprefix("module.").removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith(("conv1.", "layer1.")) for k in state):
+        return {f"backbone.body.{k}": v for k, v in state.items() if not k.startswith("fc.")}
     out: dict[str, torch.Tensor] = {}
     for k, v in state.items():
-        while k.startswith("module."):
-            k = k[len("module."):]
         for pat, rep in _LEGACY:
             k = pat.sub(rep, k)
         m = _MASK_FCN.match(k)

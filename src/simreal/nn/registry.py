@@ -19,7 +19,8 @@ Metadata (:class:`ModelInfo`): ``feature_dim`` (None where it depends on ``width
 the last feature map, ``head`` (the class-count-dependent module names, skipped when torchvision
 weights of another class count are loaded), ``torchvision_prefix`` (where torchvision's parameter
 names sit inside the network; None when the network has no torchvision layout) and ``key_map``
-(``"module:function"`` renaming the keys of a torchvision state dict first, e.g. legacy names).
+(``"module:function"`` renaming the keys of a torchvision state dict first, e.g. legacy names) and
+``optional`` (module names a weights file may lack, e.g. the detection heads of an ImageNet backbone file).
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ class ModelInfo:
     head: tuple[str, ...]
     torchvision_prefix: str | None
     key_map: str | None = None
+    optional: tuple[str, ...] = ()
 
 
 def register_model(name: str, family: str, *, description: str = "", feature_dim: int | None = None,
                    stride: int | None = None, head: str | tuple[str, ...] | None = None,
-                   torchvision_prefix: str | None = None, key_map: str | None = None
-                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                   torchvision_prefix: str | None = None, key_map: str | None = None,
+                   optional: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register a builder under ``name`` in ``family`` (for models users add)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         MODELS.register(name, fn, family=family, description=description, feature_dim=feature_dim, stride=stride,
-                        head=head, torchvision_prefix=torchvision_prefix, key_map=key_map)
+                        head=head, torchvision_prefix=torchvision_prefix, key_map=key_map, optional=optional)
         return fn
 
     return deco
@@ -72,7 +74,7 @@ def model_info(name: str, family: str | None = None, where: str = "model.arch") 
     head = m.get("head")
     heads = (head,) if isinstance(head, str) else tuple(head or ())
     return ModelInfo(e.name, e.family, e.description, m.get("feature_dim"), m.get("stride"), heads,
-                     m.get("torchvision_prefix"), m.get("key_map"))
+                     m.get("torchvision_prefix"), m.get("key_map"), tuple(m.get("optional") or ()))
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -178,7 +180,8 @@ for _arch, _dim in _RESNET_DIMS.items():
     MODELS.register(f"maskrcnn_{_arch}_fpn", _maskrcnn(_arch), family="instance_segmenter",
                     description=f"Mask R-CNN, torchvision layout, {_arch} + FPN backbone", feature_dim=_dim, stride=32,
                     head=("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits"),
-                    torchvision_prefix="", key_map="simreal.nn.maskrcnn:torchvision_to_simreal")
+                    torchvision_prefix="", key_map="simreal.nn.maskrcnn:torchvision_to_simreal",
+                    optional=("backbone.fpn", "rpn", "roi_heads"))
 MODELS.register("resnet", _generator("resnet"), family="generator",
                 description="CycleGAN ResNet generator (n_blocks residual blocks)")
 MODELS.register("unet", _generator("unet"), family="generator", description="pix2pix U-Net generator")
