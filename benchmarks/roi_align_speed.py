@@ -1,6 +1,7 @@
 """RoIAlign speed, forward + backward on a CPU core: the separable method against the grid_sample method
 (baseline), at the box-head shape of a small Mask R-CNN (24 images, 64 RoIs each, 7x7 bins, 2x2 samples)
-and of the reference model at 800 px on P2. Run: ``.venv/bin/python benchmarks/roi_align_speed.py``."""
+and of the reference model at 800 px (one image, 256 RoIs on P3, 256 channels).
+Run: ``.venv/bin/python benchmarks/roi_align_speed.py``."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def main() -> None:
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     cases = [("small: 24 x 64 RoIs on 12x12x64 (96 px, P3)", torch.randn(24, 64, 12, 12), _rois(24, 64, 96, g), 1 / 8),
-             ("reference: 2 x 512 RoIs on 200x200x256 (800 px, P2)", torch.randn(2, 256, 200, 200),
-              _rois(2, 512, 800, g), 1 / 4)]
+             ("reference: 1 x 256 RoIs on 100x100x256 (800 px, P3)", torch.randn(1, 256, 100, 100),
+              _rois(1, 256, 800, g), 1 / 8)]
     print(f"load average {os.getloadavg()[0]:.1f}; CPU seconds per forward+backward (1 thread)")
     print("| case | grid_sample (baseline) | separable | speed-up |\n|---|---|---|---|")
     for name, feat, rois, scale in cases:
