@@ -12,10 +12,12 @@ def test_bench_digits_cli_writes_table(tmp_path: Path, capsys) -> None:  # type:
     assert main(["bench", "digits", "--selection", "target_val"]) == 2
 
 
-def test_bench_rare_object_quick_cli(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    """The whole pipeline on tiny sizes (one architecture): data folders, four rows, table, targets, results."""
+def test_bench_rare_object_quick_cli(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The whole pipeline on tiny sizes (one architecture): data folders, backbone pretraining (cached in a
+    temporary folder), four rows, table, targets, results."""
     import json
 
+    monkeypatch.setenv("SIMREAL_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "rare"
     assert main(["bench", "rare-object", "--quick", "--seeds", "1", "--arch", "classifier", "--workers", "1",
                  "--device", "cpu", "--out", str(out), "-q"]) == 0
@@ -27,4 +29,5 @@ def test_bench_rare_object_quick_cli(tmp_path: Path, capsys) -> None:  # type: i
     assert len(res["results"]) == 4 and all(0.0 <= r["auc"] <= 1.0 for r in res["results"])
     assert (out / "rare_object_table.md").is_file() and (out / "log.txt").is_file()
     assert (out / "data/seed0/real_test/annotations.json").is_file()
+    assert len(list((tmp_path / "cache/bench/rare_object").glob("backbone-*.safetensors"))) == 1
     assert main(["bench", "rare-object", "--arch", "nosuch", "--out", str(out)]) == 2

@@ -77,3 +77,30 @@ def test_table_and_targets_say_met_or_not_with_numbers() -> None:
     table = format_table(summary)
     assert "| classifier (ResNet-18) | + layer-4 DANN | 76.5 ± 0.5 |" in table
     assert "| Mask R-CNN (ResNet-18 FPN) | oracle (real rare labelled) | 90.5 ± 0.5 | 10.0 ± 0.0 |" in table
+
+
+def test_pretrained_backbone_is_cached_and_loads_into_every_architecture(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from simreal.bench.rare_object import ARCH_NAMES, _task
+    from simreal.bench.rare_object_pretrain import PretrainConfig, digit_crops, load_backbone, pretrained_backbone
+
+    monkeypatch.setenv("SIMREAL_CACHE", str(tmp_path))
+    cfg = PretrainConfig(crops=40, steps=2, batch=8)
+    xs, ys = digit_crops(cfg)
+    assert xs.shape == (40, 48, 48, 3) and set(ys.tolist()) <= set(range(11)) and len(set(ys.tolist())) > 5
+    path = pretrained_backbone(cfg, log=lambda s: None)
+    assert path.parent == tmp_path / "bench" / "rare_object" and path.is_file()
+    stamp = path.stat().st_mtime_ns
+    assert pretrained_backbone(cfg, log=lambda s: None) == path and path.stat().st_mtime_ns == stamp  # reused
+    assert pretrained_backbone(PretrainConfig(crops=40, steps=3, batch=8), log=lambda s: None) != path  # keyed
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    assert not any(k.startswith("fc.") for k in state)
+    for arch, where in (("classifier", "backbone."), ("unet", "net.encoder."), ("maskrcnn", "net.backbone.body.")):
+        model = _task(arch).build_model(ARCH_NAMES[arch], 3, (64, 64), base_width=16)
+        load_backbone(model, arch, path)
+        own = model.state_dict()
+        assert torch.equal(own[where + "layer3.1.conv2.weight"], state["layer3.1.conv2.weight"]), arch

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simreal.bench.rare_object_data import DIGITS, RareObjectData, write_seed
+from simreal.bench.rare_object_pretrain import PretrainConfig
 
 ARCHS = ("classifier", "unet", "maskrcnn")
 ROWS = ("synthetic + real nuisance", "+ layer-4 DANN", "+ multi-level DANN", "oracle (real rare labelled)")
@@ -68,14 +69,15 @@ class RareObjectConfig:
     lr: dict[str, float] = field(default_factory=lambda: {"classifier": 2e-3, "unet": 2e-3, "maskrcnn": 2e-3})
     alpha: float = 0.1
     workers: int = 2
-    device: str = "cpu"
+    pretrain: PretrainConfig | None = field(default_factory=PretrainConfig)
 
 
 def quick_config() -> RareObjectConfig:
     """Tiny sizes that check the whole pipeline in a minute (not a result)."""
     return RareObjectConfig(data=RareObjectData(n_real_train=24, n_real_test=24, n_synthetic=24),
                             steps={"classifier": 6, "unet": 4, "maskrcnn": 4}, batch={"classifier": 4, "unet": 2,
-                                                                                    "maskrcnn": 2})
+                                                                                    "maskrcnn": 2},
+                            pretrain=PretrainConfig(crops=200, steps=5, batch=16))
 
 
 def _sources(task: Any, arch: str, folders: dict[str, Path], size: int, real: str) -> tuple[list[Any], Any]:
@@ -149,6 +151,10 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         task.fit_anchors([s for s, _ in sources], seed)
     seed_everything(seed)
     model = task.build_model(ARCH_NAMES[arch], 3, (spec["image_size"],) * 2, base_width=spec["base_width"])
+    if spec.get("backbone"):
+        from simreal.bench.rare_object_pretrain import load_backbone
+
+        load_backbone(model, arch, Path(spec["backbone"]))
     optim = OptimConfig(steps=spec["steps"], batch_per_domain=spec["batch"], lr=spec["lr"], weight_decay=1e-4,
                         lr_schedule="cosine")
     trainer = Trainer(task, model, sources, _method(arch, row, spec["alpha"]), optim,
@@ -209,9 +215,22 @@ def run_benchmark(cfg: RareObjectConfig, out: Path, log: Callable[[str], None] =
             raise RuntimeError(f"rare-object data for seed {spec['seed']}: {err}")
         folders[spec["seed"]] = res
     log(f"data: {len(cfg.seeds)} seeds in {time.perf_counter() - t0:.0f} s")
+    backbone = None
+    if cfg.pretrain is not None:
+        from simreal.bench.rare_object_pretrain import pretrained_backbone
+
+        if cfg.pretrain.base_width != cfg.base_width:
+            from simreal.errors import ConfigError
+
+            raise ConfigError(f"rare-object: pretrain.base_width {cfg.pretrain.base_width} differs from the models' "
+                              f"base_width {cfg.base_width}")
+        t1 = time.perf_counter()
+        backbone = str(pretrained_backbone(cfg.pretrain, log))
+        log(f"backbone: {backbone} ({time.perf_counter() - t1:.0f} s)")
     specs = [{"arch": a, "row": r, "seed": s, "folders": folders[s], "image_size": cfg.image_size,
               "base_width": cfg.base_width, "steps": cfg.steps[a], "batch": cfg.batch[a], "lr": cfg.lr[a],
-              "alpha": cfg.alpha} for a in reversed(cfg.archs) for r in cfg.rows for s in cfg.seeds]
+              "alpha": cfg.alpha, "backbone": backbone} for a in reversed(cfg.archs) for r in cfg.rows
+             for s in cfg.seeds]
     results: list[dict[str, Any]] = []
     with make_progress("run", disable=not progress) as prog:
         bar = prog.add_task("rare-object", total=len(specs)) if progress else None

@@ -1,7 +1,7 @@
 """Data of the rare-object benchmark: canvases of 2-6 digits with exact instance masks, in four folders.
 
 * **Real** (``real_train``, ``real_test``, ``real_oracle``): scikit-learn's real 8x8 handwritten digits
-  (``load_digits``), upscaled to 14-34 px, rotated, tinted for contrast and alpha-composited (their
+  (``load_digits``), upscaled to 18-38 px, rotated, tinted for contrast and alpha-composited (their
   own ink is the alpha) over crops of real photos shipped with scikit-learn, scikit-image and
   matplotlib, placed without heavy overlap; an instance's mask is its visible ink (ink > 0.4). The
   digits are split per seed into a training half and a test half. ``real_train`` never holds the
@@ -49,7 +49,7 @@ class RareObjectData:
     n_synthetic: int = 300
     canvas: tuple[int, int] = (96, 128)  # side range (px)
     digits: tuple[int, int] = (2, 6)  # per canvas
-    digit_size: tuple[int, int] = (14, 34)  # px
+    digit_size: tuple[int, int] = (18, 38)  # px
     synthetic_rare_fraction: float = 0.6
     test_rare_fraction: float = 0.5
 
