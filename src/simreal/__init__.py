@@ -9,6 +9,8 @@ object); the ``simreal`` command is a thin layer over exactly these:
 * ``simreal.train(config, out)`` -> :class:`simreal.adapt.api.TrainResult`
 * ``simreal.evaluate(run, data)`` -> :class:`simreal.adapt.api.EvalResult`
 * ``simreal.load_run(run)`` -> :class:`simreal.adapt.api.LoadedRun` (config, task, model, metadata)
+* ``simreal.triage(config, ...)`` -> :class:`simreal.triage.pipeline.TriageResult`;
+  ``simreal.triage.rank_folder(folder, ...)`` and ``simreal.triage.export_reviewed(folder, out)``
 
 Everything is imported on first use: ``import simreal`` stays fast.
 """
@@ -25,10 +27,10 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from simreal import refine, render
+    from simreal import refine, render, triage
     from simreal.adapt.api import evaluate, load_run, train
 
-__all__ = ["__version__", "evaluate", "load_run", "refine", "render", "train"]
+__all__ = ["__version__", "evaluate", "load_run", "refine", "render", "train", "triage"]
 
 _LAZY = {
     "render": ("simreal.render", None),
@@ -36,6 +38,8 @@ _LAZY = {
     "train": ("simreal.adapt.api", "train"),
     "evaluate": ("simreal.adapt.api", "evaluate"),
     "load_run": ("simreal.adapt.api", "load_run"),
+    "faces": ("simreal.faces", None),
+    "triage": ("simreal.triage", None),
 }
 
 

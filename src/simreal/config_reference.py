@@ -19,6 +19,10 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
     "render": ("simreal.render.spec", "SceneConfig", "`simreal render --config scene.yaml`"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
+    "triage": ("simreal.triage.config", "TriageConfig", "`simreal triage run triage.yaml`"),
+    "faces_extract": ("simreal.faces.extract", "ExtractConfig", "`simreal faces extract --config extract.yaml`"),
+    "faces_render": ("simreal.faces.render", "FaceRenderConfig", "`simreal faces render --config faces.yaml`"),
+    "faces_words": ("simreal.faces.words", "WordsConfig", "`simreal faces run --words child.yaml`"),
 }
 
 

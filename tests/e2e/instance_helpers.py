@@ -47,7 +47,7 @@ def shapes_dataset(root: Path, n: int, seed: int, size: int = 64, shift: float =
             rec.pop("mask_file", None)
         for a in doc["annotations"]:
             a.pop("segmentation", None)
-            a.pop("instance_id", None)
+            a.pop("simreal", None)
         ann.write_text(json.dumps(doc))
     return root
 

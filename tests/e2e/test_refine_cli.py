@@ -147,6 +147,11 @@ def test_train_apply_eval(data: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert ref.info["provenance"]["parents"][0]["path"] == str(data["src"])
     for a, b in zip(src.annotations, ref.annotations, strict=True):
         assert a["bbox"] == b["bbox"] and a["segmentation"] == b["segmentation"]
+    # the refined dataset is in the COCO layout: file_name relative to images/, simreal's fields in "simreal"
+    doc = json.loads((refined / "annotations.json").read_text())
+    assert [r["file_name"] for r in doc["images"]] == [f"{i:04d}.png" for i in range(len(src))]
+    assert all((refined / "images" / r["file_name"]).is_file() for r in doc["images"])
+    assert all(a["simreal"]["instance_id"] == 1 and "instance_id" not in a for a in doc["annotations"])
     assert np.array_equal(src.load_mask(0), ref.load_mask(0))
     assert ref.load_image(0).shape == src.load_image(0).shape
     before = {p.name: p.stat().st_mtime_ns for p in (refined / "images").iterdir()}

@@ -16,7 +16,9 @@ import pytest
 from pycocotools.coco import COCO
 
 from simreal.datasets import Dataset
+from simreal.datasets.coco import ANNOTATION_FIELDS
 
+from .coco_tools import assert_clashes_with_no_tool
 from .render_helpers import folder_digest, simreal, write_config
 
 
@@ -42,12 +44,13 @@ def test_coco_round_trip_with_pycocotools(tiny_dataset: Path) -> None:
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
             n_anns += 1
             m = coco.annToMask(ann).astype(bool)
-            assert np.array_equal(m, mask == ann["instance_id"])  # the saved mask, pixel for pixel
+            sim = ann["simreal"]
+            assert np.array_equal(m, mask == sim["instance_id"])  # the saved mask, pixel for pixel
             assert ann["area"] == m.sum()
             ys, xs = np.nonzero(m)
             assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-            assert 0.0 < ann["visibility"] <= 1.0
-            ax, ay, aw, ah = ann["amodal_bbox"]
+            assert 0.0 < sim["visibility"] <= 1.0
+            ax, ay, aw, ah = sim["amodal_bbox"]
             # the visible box lies inside the amodal (projected geometry) box
             assert ax - 1 <= xs.min() and ay - 1 <= ys.min()
             assert xs.max() + 1 <= ax + aw + 1 and ys.max() + 1 <= ay + ah + 1
@@ -55,6 +58,39 @@ def test_coco_round_trip_with_pycocotools(tiny_dataset: Path) -> None:
             assert img["params"]["negative"]
             assert not coco.getAnnIds(imgIds=img["id"])
     assert n_anns > 0
+
+
+def test_coco_layout_clashes_with_no_tool(tiny_dataset: Path) -> None:
+    doc = json.loads((tiny_dataset / "annotations.json").read_text())
+    assert doc["annotations"]
+    assert_clashes_with_no_tool(tiny_dataset, doc)
+    for ann in doc["annotations"]:
+        assert set(ann["simreal"]) == set(ANNOTATION_FIELDS)
+
+
+def test_fiftyone_reads_boxes_masks_and_fields(tiny_dataset: Path) -> None:
+    """FiftyOne's own COCO importer, pointed at images/ as its docs say, reads every box and mask
+    exactly (optional: skipped without fiftyone)."""
+    fouc = pytest.importorskip("fiftyone.utils.coco")
+    coco = COCO(str(tiny_dataset / "annotations.json"))
+    importer = fouc.COCODetectionDatasetImporter(
+        data_path=str(tiny_dataset / "images"), labels_path=str(tiny_dataset / "annotations.json"),
+        label_types="segmentations")
+    n = 0
+    with importer:
+        for path, meta, dets in importer:
+            img = next(i for i in coco.loadImgs(coco.getImgIds()) if Path(path).name == i["file_name"])
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))
+            got = [] if dets is None else dets.detections
+            assert len(got) == len(anns)
+            for det, ann in zip(got, anns, strict=True):
+                x, y, w, h = (int(v) for v in ann["bbox"])
+                assert np.allclose(np.multiply(det.bounding_box, [meta.width, meta.height] * 2), [x, y, w, h])
+                full = coco.annToMask(ann).astype(bool)
+                assert np.array_equal(det.mask.astype(bool), full[y:y + h, x:x + w])
+                assert det["simreal"]["instance_id"] == ann["simreal"]["instance_id"]
+                n += 1
+    assert n == len(coco.getAnnIds())
 
 
 def test_stats_and_preview(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -122,6 +158,7 @@ def test_crop_mode(tmp_path: Path) -> None:
     simreal("render", "--config", str(cfg), "--out", str(tmp_path / "crops"), "--crop", "-q", "--workers", "1")
     ds = Dataset.open(tmp_path / "crops")
     assert len(ds) >= 3
+    assert_clashes_with_no_tool(tmp_path / "crops", json.loads((tmp_path / "crops" / "annotations.json").read_text()))
     for rec in ds.images:
         assert (rec["width"], rec["height"]) == (64, 64)
         assert rec["label"] in (1, 2)
@@ -173,7 +210,7 @@ def test_every_camera_light_and_background_kind(tmp_path: Path) -> None:
             assert img["params"]["post"]["lut"]["name"] == "plain"
             mask = ds.load_mask(img)
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
-                assert np.array_equal(coco.annToMask(ann).astype(bool), mask == ann["instance_id"])
+                assert np.array_equal(coco.annToMask(ann).astype(bool), mask == ann["simreal"]["instance_id"])
         if model == "fisheye":  # nothing outside the fisheye's image circle
             h, w = 32, 40
             yy, xx = np.mgrid[0:h, 0:w]

@@ -38,7 +38,7 @@ def test_domains_hold_the_rare_digit_where_they_should(folders: dict[str, Path])
             inst = d.load_mask(rec)
             assert 96 <= inst.shape[0] <= 128 and 96 <= inst.shape[1] <= 128
             for a in anns:  # the mask of each instance is its own ink; the box is the mask's box
-                m = inst == a["instance_id"]
+                m = inst == a["simreal"]["instance_id"]
                 ys, xs = np.nonzero(m)
                 assert m.sum() == a["area"] >= 8
                 assert a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]

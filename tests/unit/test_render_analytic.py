@@ -70,8 +70,8 @@ def test_occluder_halves_visibility_and_rgb_matches_labels(backend: MitsubaBacke
     mask, anns = annotate(scene, labels, amodal, min_visibility=0.6)
     assert len(anns) == 1
     a = anns[0]
-    assert 0.45 < a["visibility"] < 0.55
-    assert a["ignore"] == 1  # below min_visibility 0.6
+    assert 0.45 < a["simreal"]["visibility"] < 0.55
+    assert a["simreal"]["ignore"] == 1  # below min_visibility 0.6
     assert a["area"] == (mask == 1).sum()
     xs = np.nonzero(mask == 1)[1]
     assert xs.min() >= 31  # only the right half stays visible

@@ -93,3 +93,39 @@ def test_cache_returns_copies_and_sees_changes(tmp_path, monkeypatch):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     c = load_mesh(path)
     assert len(calls) == 2 and len(c.faces) == len(trimesh.creation.icosphere().faces)
+
+
+def test_disk_cache_serves_another_process_without_trimesh(tmp_path, monkeypatch):
+    """A render worker reads the arrays the driver cached: same mesh, no trimesh import; a corrupt
+    cache file is read past, and turning the cache off writes nothing."""
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("SIMREAL_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "box.glb"
+    _box().export(path)
+    meshio.clear_mesh_cache()
+    here = load_mesh(path)
+    cached = list((tmp_path / "cache" / "meshes").glob("*.npz"))
+    assert len(cached) == 1
+    code = ("import json, sys; from simreal.render.meshio import load_mesh; m = load_mesh(sys.argv[1]); "
+            "print(json.dumps({'trimesh': 'trimesh' in sys.modules, 'v': m.vertices.tolist(), 'f': m.faces.tolist(), "
+            "'n': m.normals.tolist(), 'uv': m.uvs.tolist(), 'meta': m.meta, 'name': m.name}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                    check=True, env={**os.environ}).stdout)
+    assert not out["trimesh"]
+    assert np.array_equal(np.array(out["v"], np.float32), here.vertices)
+    assert np.array_equal(out["f"], here.faces) and np.array_equal(np.array(out["n"], np.float32), here.normals)
+    assert np.array_equal(np.array(out["uv"], np.float32), here.uvs)
+    assert out["meta"] == here.meta and out["name"] == here.name
+
+    cached[0].write_bytes(b"not an npz")
+    meshio.clear_mesh_cache()
+    again = load_mesh(path)
+    assert np.array_equal(again.vertices, here.vertices)
+    monkeypatch.setenv("SIMREAL_MESH_CACHE", "0")
+    monkeypatch.setenv("SIMREAL_CACHE_DIR", str(tmp_path / "off"))
+    meshio.clear_mesh_cache()
+    load_mesh(path)
+    assert not (tmp_path / "off").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from simreal.config import StrictModel, load_config
 from simreal.errors import ConfigError
-from simreal.runtime.executors import map_tasks
+from simreal.runtime.executors import map_tasks, run_local
 from simreal.runtime.io import atomic_path, atomic_write_json, read_json
 from simreal.runtime.manifest import DONE, FAILED, Manifest
 from simreal.runtime.seeding import sample_rng, sample_seed, sample_seed_sequence
@@ -60,6 +60,18 @@ def _square(x: int) -> int:
 def test_map_tasks_records_failures_and_goes_on(workers: int) -> None:
     out = {task: (res, err) for task, res, err in map_tasks(_square, range(6), "local", workers)}
     assert {t: r for t, (r, e) in out.items() if e is None} == {0: 0, 1: 1, 2: 4, 4: 16, 5: 25}
+    assert "three is bad" in out[3][1]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("fast_exit", [False, True])
+def test_workers_are_retired_without_deadlock(fast_exit: bool) -> None:
+    """More tasks than workers * max_tasks_per_child: the workers are replaced and every result
+    arrives (ProcessPoolExecutor's own max_tasks_per_child hangs here on Python 3.11, gh-115634);
+    workers that end without interpreter teardown still send every result."""
+    out = {task: (res, err) for task, res, err in run_local(_square, range(10), 2, max_tasks_per_child=2,
+                                                            fast_exit=fast_exit)}
+    assert {t: r for t, (r, e) in out.items() if e is None} == {x: x * x for x in range(10) if x != 3}
     assert "three is bad" in out[3][1]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from simreal.datasets import Dataset, DatasetWriter, encode_image, encode_mask, mask_bbox, mask_to_rle
+from simreal.datasets import Dataset, DatasetWriter, encode_image, encode_mask, extras, mask_bbox, mask_to_rle
 from simreal.errors import DatasetError
 from simreal.tasks.segment import IGNORE, SegmentTask, iou_from_confusion, top_fraction_score
 
@@ -41,14 +41,14 @@ def make_shapes(root: Path, n: int, seed: int, size: int = 32, shift: float = 0.
             color = np.array([0.85, 0.2, 0.2]) if cat == 1 else np.array([0.2, 0.3, 0.85])
             img[m] = color + rng.normal(0, 0.05, (int(m.sum()), 3))
             inst[m] = k + 1
-            a = {"image_id": i + 1, "category_id": cat, "instance_id": k + 1, "bbox": mask_bbox(m),
-                 "area": float(m.sum()), "segmentation": mask_to_rle(m), "iscrowd": 0}
+            a = {"image_id": i + 1, "category_id": cat, "bbox": mask_bbox(m), "area": float(m.sum()),
+                 "segmentation": mask_to_rle(m), "iscrowd": 0, "simreal": {"instance_id": k + 1}}
             if ignore_every and len(anns) % ignore_every == ignore_every - 1:
-                a["ignore"] = True
+                a["simreal"]["ignore"] = True
             anns.append(a)
         img = np.clip(img + shift, 0, 1)
         png = encode_image((img * 255).astype(np.uint8))
-        rec = {"id": i + 1, "file_name": w.write_file(f"images/{i:04d}.png", png), "width": size, "height": size}
+        rec = {"id": i + 1, "file_name": w.write_image(f"{i:04d}.png", png), "width": size, "height": size}
         if masks:
             rec["mask_file"] = w.write_file(f"masks/{i:04d}.png", encode_mask(inst))
         images.append(rec)
@@ -82,10 +82,10 @@ def test_targets_from_instance_masks(tmp_path: Path) -> None:
         assert y.dtype == np.uint8 and y.shape == (32, 32)
         assert (y[inst == 0] == 0).all()
         for a in ds.anns(rec):
-            want = IGNORE if a.get("ignore") else a["category_id"]
-            assert (y[inst == a["instance_id"]] == want).all()
-            n_ignored += bool(a.get("ignore"))
-        want_present = {a["category_id"] for a in ds.anns(rec) if not a.get("ignore")}
+            want = IGNORE if extras(a).get("ignore") else a["category_id"]
+            assert (y[inst == extras(a)["instance_id"]] == want).all()
+            n_ignored += bool(extras(a).get("ignore"))
+        want_present = {a["category_id"] for a in ds.anns(rec) if not extras(a).get("ignore")}
         assert {i + 1 for i in np.flatnonzero(t["present"])} == want_present
     assert n_ignored > 0
     small = task.target(ds, ds.images[0], (16, 8))["mask"]

@@ -15,6 +15,7 @@ from simreal.adapt.config import TrainConfig
 from simreal.adapt.selection import predict_all
 from simreal.adapt.trainer import Trainer
 from simreal.config import load_config
+from simreal.datasets.augment import Augmenter
 from simreal.datasets.contract import Dataset
 from simreal.datasets.torchdata import FolderSource
 from simreal.errors import ConfigError, DatasetError, RunError
@@ -95,6 +96,9 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
         tval = FolderSource("target-val", len(opened), tds, size, ch, task.target)
     if hasattr(task, "wrap_source"):  # e.g. identity-balanced P x K batches for the re-id triplet loss
         sources = [(task.wrap_source(s), r) for s, r in sources]
+    if cfg.augment.enabled:  # training batches only: validation sources are never augmented
+        for src, _ in sources:
+            src.augment = Augmenter(cfg.augment)
     for src, _ in sources:
         if len(src) == 0:
             raise DatasetError(f"domain {src.name}: no images left for training")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from simreal.config import StrictModel
+from simreal.datasets.augment import AugmentConfig
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.instance_config import InstanceConfig
 
@@ -187,6 +188,8 @@ class TrainConfig(StrictModel):
                                                                            "weights)")
     instance: InstanceConfig = Field(default_factory=InstanceConfig, description="task instance only (Mask R-CNN "
                                      "settings with torchvision's defaults, image scores, selection metric)")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description=(
+        "training-batch augmentation for every task (flip, blur/sharpen, colour jitter); see docs/train.md"))
 
     @field_validator("task")
     @classmethod

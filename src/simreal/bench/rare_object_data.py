@@ -72,8 +72,8 @@ def load_photos(names: tuple[str, ...]) -> list[np.ndarray]:
             try:
                 import skimage.data
             except ImportError:  # pragma: no cover - an install without the bench extra
-                raise DatasetError("simreal bench rare-object needs scikit-image (pip install 'simreal[bench]')") \
-                    from None
+                raise DatasetError("simreal bench rare-object needs scikit-image (a dependency of simreal: "
+                                   "reinstall simreal)") from None
             img = np.asarray(getattr(skimage.data, name)())
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, 2)

@@ -29,12 +29,13 @@ def preview(
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
     n: int = typer.Option(16, "--n", help="Number of images."),
     tile: int = typer.Option(192, "--tile", help="Tile size in pixels."),
+    raw: bool = typer.Option(False, "--raw", help="Images only, no masks or boxes (a contact sheet)."),
 ) -> None:
     """A grid of images with masks tinted, visible boxes (solid) and amodal boxes (dashed)."""
     from simreal.datasets.contract import Dataset
     from simreal.datasets.inspect import preview_grid
 
-    typer.echo(str(preview_grid(Dataset.open(path), out, n=n, tile=tile)))
+    typer.echo(str(preview_grid(Dataset.open(path), out, n=n, tile=tile, raw=raw)))
 
 
 def register(app: typer.Typer) -> None:

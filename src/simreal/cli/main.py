@@ -37,9 +37,9 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, config, dataset, demo, metrics, refine, render, train
+    from simreal.cli import bench, config, dataset, demo, faces, metrics, people, refine, render, train, triage, view
 
-    for module in (render, dataset, demo, refine, metrics, train, bench, config):
+    for module in (render, dataset, demo, refine, metrics, train, bench, config, people, faces, triage, view):
         module.register(app)
 
 

@@ -14,7 +14,8 @@ from simreal.render.api import Executor
 
 
 def render(
-    config: str = typer.Option("low", "--config", "-c", help="Scene config YAML, or a built-in tier: low or high."),
+    config: str = typer.Option("low", "--config", "-c",
+                               help="Scene config YAML, or a built-in tier: low, high or high_v1 (the old high)."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (or resume)."),
     count: int | None = typer.Option(None, "--count", "-n", min=1, help="Number of samples (overrides the config)."),
     seed: int | None = typer.Option(None, "--seed", help="Root seed (overrides the config)."),

@@ -1,6 +1,6 @@
 """The dataset contract: read and write dataset folders (COCO + images + 16-bit masks)."""
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle, rle_to_mask
+from simreal.datasets.coco import extras, mask_bbox, mask_to_rle, rle_to_mask
 from simreal.datasets.contract import NEGATIVE, Dataset, DatasetWriter, open_dataset
 from simreal.datasets.imageio import IMAGE_EXTS, encode_image, encode_mask, read_image, read_mask
 
@@ -11,6 +11,7 @@ __all__ = [
     "DatasetWriter",
     "encode_image",
     "encode_mask",
+    "extras",
     "mask_bbox",
     "mask_to_rle",
     "open_dataset",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle
+from simreal.datasets.coco import SIMREAL, mask_bbox, mask_to_rle
 from simreal.datasets.contract import Dataset, DatasetWriter
 from simreal.datasets.imageio import encode_image, encode_mask
 
@@ -36,7 +36,7 @@ def write_instance_dataset(root: str | Path, name: str, domain: str, class_names
     images, anns = [], []
     for i, s in enumerate(samples):
         h, wd = s.instances.shape
-        rec = {"id": i + 1, "file_name": w.write_file(f"images/{i:06d}.png", encode_image(s.image), durable=False),
+        rec = {"id": i + 1, "file_name": w.write_image(f"{i:06d}.png", encode_image(s.image), durable=False),
                "mask_file": w.write_file(f"masks/{i:06d}.png", encode_mask(s.instances), durable=False),
                "width": int(wd), "height": int(h), "domain": domain, "params": s.params}
         images.append(rec)
@@ -46,6 +46,6 @@ def write_instance_dataset(root: str | Path, name: str, domain: str, class_names
             if box is None:
                 continue
             anns.append({"image_id": i + 1, "category_id": int(cls) + 1, "bbox": box, "area": float(m.sum()),
-                         "segmentation": mask_to_rle(m), "iscrowd": 0, "instance_id": k})
+                         "segmentation": mask_to_rle(m), "iscrowd": 0, SIMREAL: {"instance_id": k}})
     w.finalize(images, anns)
     return Dataset.open(root)

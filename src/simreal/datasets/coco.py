@@ -1,7 +1,9 @@
-"""COCO helpers on top of pycocotools: compressed RLE, areas and boxes from masks."""
+"""COCO helpers on top of pycocotools: compressed RLE, areas and boxes from masks, and the layout
+of simreal's COCO files (where its own fields live, where ``file_name`` points)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,20 +44,70 @@ def xywh_iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+# Images live in DATASET/images/ and ``file_name`` is relative to that folder (the COCO convention,
+# what FiftyOne's ``data_path=<dataset>/images`` and Detectron2's ``image_root`` expect). Datasets
+# written before this layout carry an ``images/`` prefix; every reader still accepts it.
+IMAGES_DIR = "images"
+
+# simreal's own annotation fields live in one sub-object, ``ann["simreal"]``, so that no COCO reader
+# mistakes them for its own. Tools add a COCO annotation's extra keys to their own objects:
+# - FiftyOne (fiftyone/utils/coco.py, ``COCOObject.from_anno_dict`` -> ``to_detection``, 1.22) passes
+#   every extra key as an attribute of ``fiftyone.core.labels.Detection``, whose fields and properties
+#   (id, _id, _cls, tags, label, bounding_box, mask, mask_path, confidence, index, attributes,
+#   instance_id, has_mask, field_names, and the methods) are reserved: ``instance_id`` aborts the
+#   import; it also sets coco_id, supercategory and iscrowd itself and merges a key ``attributes``.
+# - Detectron2 (detectron2/data/datasets/coco.py, ``load_coco_json``) copies iscrowd, bbox,
+#   keypoints, category_id, segmentation and sets bbox_mode, and asserts ``ignore`` is absent or 0.
+# tests/e2e/coco_tools.py and test_render_cli.py::test_coco_layout_clashes_with_no_tool check the names.
+SIMREAL = "simreal"
+ANNOTATION_FIELDS = ("instance_id", "amodal_bbox", "amodal_area", "visibility", "truncated", "ignore")
+
+
+def extras(ann: dict[str, Any]) -> dict[str, Any]:
+    """simreal's fields of an annotation (``instance_id``, ``amodal_bbox``, ``amodal_area``,
+    ``visibility``, ``truncated``, ``ignore``); empty for an annotation from elsewhere."""
+    return ann.get(SIMREAL) or {}
+
+
+def current_annotation(ann: dict[str, Any]) -> dict[str, Any]:
+    """``ann`` in the current layout: fields an older simreal wrote at the top level move into
+    ``ann["simreal"]`` (a value already there wins)."""
+    legacy = [k for k in ANNOTATION_FIELDS if k in ann]
+    if not legacy:
+        return ann
+    out = {k: v for k, v in ann.items() if k not in legacy}
+    out[SIMREAL] = {**{k: ann[k] for k in legacy}, **extras(ann)}
+    return out
+
+
+def current_image(rec: dict[str, Any]) -> dict[str, Any]:
+    """An image record in the current layout: ``file_name`` relative to ``images/``."""
+    name = rec.get("file_name")
+    prefix = IMAGES_DIR + "/"
+    if isinstance(name, str) and name.startswith(prefix):
+        return {**rec, "file_name": name[len(prefix):]}
+    return rec
+
+
+def image_file(root: Path, rec: dict[str, Any]) -> Path:
+    """Path of a dataset image record's file (either layout)."""
+    return root / IMAGES_DIR / current_image(rec)["file_name"]
+
+
 def coco_document(
     images: list[dict[str, Any]], annotations: list[dict[str, Any]], categories: list[dict[str, Any]],
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A COCO document with sequential annotation ids."""
+    """A COCO document in the current layout, with sequential annotation ids."""
     anns = []
     for i, a in enumerate(annotations, start=1):
-        a = dict(a)
+        a = dict(current_annotation(a))
         a["id"] = i
         anns.append(a)
     return {
         "info": info or {},
         "licenses": [],
-        "images": images,
+        "images": [current_image(r) for r in images],
         "annotations": anns,
         "categories": categories,
     }

@@ -4,7 +4,10 @@ read through the same :class:`Dataset` reader.
 
 Image-level labels are a field on the image record: ``"label"`` holds a category id, ``0`` marks
 a negative image (none of the categories present) and a missing/None label means unlabelled.
-An annotation's ``"instance_id"`` is its value in the image's mask (``"mask_file"``).
+An image's ``"file_name"`` is relative to ``images/``; its ``"mask_file"`` to the dataset folder.
+simreal's annotation fields live in ``ann["simreal"]`` (see :func:`simreal.datasets.coco.extras`);
+its ``"instance_id"`` is the annotation's value in the image's mask. Datasets in the older layout
+(``images/`` prefix, simreal fields at the top level) are read as if written in the current one.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from simreal.datasets.coco import coco_document, rle_to_mask
+from simreal.datasets.coco import (
+    IMAGES_DIR,
+    coco_document,
+    current_annotation,
+    current_image,
+    rle_to_mask,
+)
 from simreal.datasets.imageio import IMAGE_EXTS, list_images, read_image, read_mask
 from simreal.errors import DatasetError
 from simreal.runtime.io import atomic_write_bytes, atomic_write_json
@@ -43,8 +52,10 @@ class Dataset:
         images: list[dict[str, Any]],
         annotations: list[dict[str, Any]],
         categories: list[dict[str, Any]],
+        image_root: Path | None = None,
     ) -> None:
         self.root = root
+        self.image_root = root if image_root is None else image_root
         self.info = info
         self.images = images
         self.categories = sorted(categories, key=lambda c: c["id"])
@@ -84,7 +95,9 @@ class Dataset:
                     raise DatasetError(f"{ann_path}: images[{i}] has no '{key}'")
         info.setdefault("name", root.name)
         info.setdefault("domain", "unknown")
-        return cls(root, info, doc["images"], doc["annotations"], doc["categories"])
+        images = [current_image(r) for r in doc["images"]]
+        anns = [current_annotation(a) for a in doc["annotations"]]
+        return cls(root, info, images, anns, doc["categories"], root / IMAGES_DIR)
 
     @classmethod
     def _open_folder(cls, root: Path) -> Dataset:
@@ -130,7 +143,7 @@ class Dataset:
 
     def image_path(self, rec: dict[str, Any] | int) -> Path:
         rec = self.images[rec] if isinstance(rec, int) else rec
-        return self.root / rec["file_name"]
+        return self.image_root / rec["file_name"]
 
     def load_image(self, rec: dict[str, Any] | int, mode: str = "RGB") -> np.ndarray:
         """The image as uint8 HxWx3 (``mode="RGB"``) or HxW (``mode="L"``)."""
@@ -203,6 +216,11 @@ class DatasetWriter:
         """Write bytes at ``root/rel`` atomically (see ``atomic_write_bytes`` for ``durable``)."""
         atomic_write_bytes(self.root / rel, data, durable)
         return rel
+
+    def write_image(self, file_name: str, data: bytes, durable: bool = True) -> str:
+        """Write an encoded image at ``root/images/file_name``; returns the record's ``file_name``."""
+        self.write_file(f"{IMAGES_DIR}/{file_name}", data, durable)
+        return file_name
 
     def finalize(
         self,

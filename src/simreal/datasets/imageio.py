@@ -26,6 +26,17 @@ def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
+def image_mode(channels: int) -> str:
+    """The PIL mode images are read in for a model with ``channels`` input channels."""
+    return "L" if channels == 1 else "RGB"
+
+
+def resize_image(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uint8 HxW or HxWx3 image resized to ``size`` (H, W) with PIL bilinear: the resize of training
+    (and of everything that scores images with a trained model)."""
+    return np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def encode_mask(mask: np.ndarray) -> bytes:
     """Encode an HxW instance-id array (0 = background) as a 16-bit PNG."""
     if mask.ndim != 2:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from simreal.datasets.coco import extras
 from simreal.datasets.contract import Dataset
 from simreal.datasets.imageio import encode_image
 from simreal.runtime.io import atomic_write_bytes
@@ -23,14 +24,14 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
     names = {c["id"]: c["name"] for c in ds.categories}
     per_cat = Counter(names.get(a["category_id"], str(a["category_id"])) for a in ds.annotations)
     sizes = np.array([math.sqrt(a["bbox"][2] * a["bbox"][3]) for a in ds.annotations if a.get("bbox")])
-    vis = np.array([a["visibility"] for a in ds.annotations if "visibility" in a])
+    vis = np.array([extras(a)["visibility"] for a in ds.annotations if "visibility" in extras(a)])
     labels = Counter(ds.label(r) for r in ds.images)
     return {
         "name": ds.name,
         "domain": ds.domain,
         "images": len(ds.images),
         "annotations": len(ds.annotations),
-        "ignored": sum(1 for a in ds.annotations if a.get("ignore")),
+        "ignored": sum(1 for a in ds.annotations if extras(a).get("ignore")),
         "negatives": labels.get(0, 0),
         "unlabelled": labels.get(None, 0),
         "per_category": dict(per_cat),
@@ -75,10 +76,16 @@ def _palette(n: int) -> np.ndarray:
     return pal
 
 
-def draw_sample(ds: Dataset, index: int, tile: int) -> Image.Image:
-    """One image with its masks tinted and its visible (solid) and amodal (dashed) boxes drawn."""
+def draw_sample(ds: Dataset, index: int, tile: int, raw: bool = False) -> Image.Image:
+    """One image with its masks tinted and its visible (solid) and amodal (dashed) boxes drawn
+    (``raw``: the image alone, resized smoothly: a contact sheet)."""
     rec = ds.images[index]
     img = ds.load_image(rec).astype(np.float32)
+    if raw:
+        pil = Image.fromarray(img.clip(0, 255).astype(np.uint8))
+        scale = tile / max(pil.size)
+        return pil.resize((max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale))),
+                          Image.Resampling.LANCZOS)
     mask = ds.load_mask(rec)
     if mask is not None and mask.shape == img.shape[:2] and mask.any():
         pal = _palette(int(mask.max())).astype(np.float32)
@@ -92,12 +99,12 @@ def draw_sample(ds: Dataset, index: int, tile: int) -> Image.Image:
     draw = ImageDraw.Draw(pil)
     names = {c["id"]: c["name"] for c in ds.categories}
     for a in ds.anns(rec):
-        if a.get("amodal_bbox"):
-            x, y, w, h = (v * scale for v in a["amodal_bbox"])
+        if extras(a).get("amodal_bbox"):
+            x, y, w, h = (v * scale for v in extras(a)["amodal_bbox"])
             _dashed_rect(draw, x, y, x + w, y + h, (255, 255, 0))
         if a.get("bbox"):
             x, y, w, h = (v * scale for v in a["bbox"])
-            color = (255, 80, 80) if a.get("ignore") else (0, 255, 0)
+            color = (255, 80, 80) if extras(a).get("ignore") else (0, 255, 0)
             draw.rectangle([x, y, x + w - 1, y + h - 1], outline=color, width=1)
             draw.text((x + 2, y + 1), names.get(a["category_id"], "?"), fill=color)
     lab = ds.label(rec)
@@ -117,14 +124,15 @@ def _dashed_rect(draw: ImageDraw.ImageDraw, x0: float, y0: float, x1: float, y1:
             t += step
 
 
-def preview_grid(ds: Dataset, out: str | Path, n: int = 16, tile: int = 192, columns: int | None = None) -> Path:
-    """Write a PNG grid of the first ``n`` images with annotations drawn."""
+def preview_grid(ds: Dataset, out: str | Path, n: int = 16, tile: int = 192, columns: int | None = None,
+                 raw: bool = False) -> Path:
+    """Write a PNG grid of the first ``n`` images with annotations drawn (``raw``: images only)."""
     n = min(n, len(ds))
     cols = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
     grid = Image.new("RGB", (cols * tile, rows * tile), (32, 32, 32))
     for i in range(n):
-        t = draw_sample(ds, i, tile)
+        t = draw_sample(ds, i, tile, raw)
         grid.paste(t, ((i % cols) * tile, (i // cols) * tile))
     atomic_write_bytes(out, encode_image(np.asarray(grid)))
     return Path(out)

@@ -5,7 +5,8 @@ A *domain source* knows its domain id and whether its task labels may be used; i
 tensors (float, C x H x W, scaled to 0..1) and per-sample targets (``None`` for an unlabelled
 sample). Batches draw the same number of samples from every domain; the draw for step ``s`` of
 domain ``d`` comes from ``sample_rng(seed, s, stream=d + 1)``, so a resumed run sees the same
-batches as an uninterrupted one.
+batches as an uninterrupted one. A source with an ``augment`` callable (see
+:mod:`simreal.datasets.augment`) has its batch augmented with ``sample_rng(seed, s, stream=1000 + d)``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from simreal.datasets.augment import AUGMENT_STREAM
+from simreal.datasets.imageio import image_mode, resize_image
 from simreal.runtime.seeding import sample_rng
 
 TargetFn = Callable[[Any, dict[str, Any], tuple[int, int]], Any]
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 HxW or HxWxC -> float C x H x W scaled to 0..1."""
+    t = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
+    return (t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous()
 
 
 class DomainSource:
@@ -73,15 +82,11 @@ class FolderSource(DomainSource):
 
     def _load(self, i: int) -> tuple[torch.Tensor, Any]:
         if i not in self._cache:
-            from PIL import Image
-
             rec = self.dataset.record(self.indices[i])
-            arr = self.dataset.load_image(rec, "L" if self.channels == 1 else "RGB")
-            im = Image.fromarray(arr).resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-            t = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
-            t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+            arr = self.dataset.load_image(rec, image_mode(self.channels))
+            t = to_tensor(resize_image(arr, self.size))
             target = self.target_fn(self.dataset, rec, self.size) if self.labelled and self.target_fn else None
-            self._cache[i] = (t.contiguous(), target)
+            self._cache[i] = (t, target)
         return self._cache[i]
 
     def get(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[Any]]:
@@ -107,6 +112,9 @@ def balanced_batch(sources: Sequence[DomainSource], step: int, seed: int, per_do
         draw = getattr(s, "draw", None)  # a source may sample its own way (e.g. P x K identity batches)
         idx = draw(rng, per_domain) if draw is not None else rng.integers(0, len(s), size=per_domain)
         x, t = s.get(idx.tolist())
+        augment = getattr(s, "augment", None)  # training sources only (set by the trainer's data builder)
+        if augment is not None:
+            x, t = augment(x, t, sample_rng(seed, step, stream=AUGMENT_STREAM + s.domain_id))
         xs.append(x)
         tg += t
         dom += [s.domain_id] * per_domain

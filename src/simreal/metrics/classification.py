@@ -1,5 +1,6 @@
 """Classification metrics: accuracy, per-class accuracy, confusion matrix, ROC-AUC and AP
-(binary; multi-class one-vs-rest and one-vs-one, macro and prevalence-weighted) via scikit-learn."""
+(binary; multi-class one-vs-rest and one-vs-one, macro and prevalence-weighted, and the micro
+average) via scikit-learn."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def classification_report(y_true: np.ndarray, prob: np.ndarray, class_names: lis
                             else skm.roc_auc_score(yy, sub, multi_class=mc, average=avg))
                 out["auc_note"] = f"AUC over the {len(present)} classes present in the data"
             onehot = np.eye(k)[y_true]
+            if len(present) == k:  # micro average: every (sample, class) decision pooled (one vs rest)
+                out["roc_auc_micro"] = float(skm.roc_auc_score(onehot, p, average="micro"))
             ap = {names[i]: (float(skm.average_precision_score(onehot[:, i], p[:, i])) if i in present else None)
                   for i in range(k)}
             out["average_precision_per_class"] = ap
@@ -86,6 +89,12 @@ def classification_eval(class_names: list[str], preds: list[dict[str, Any]], tar
             r, p, ap = pr_curve(yi, prob[:, i])
             rocs.append((fpr, tpr, f"{name} (AUC {a:.3f})"))
             prs.append((r, p, f"{name} (AP {ap:.3f})"))
+    if len(rocs) == len(class_names) > 2:  # micro (pooled decisions) and macro (mean of the class curves)
+        fpr, tpr, a = roc_curve(np.eye(len(class_names))[y].ravel(), prob.ravel())
+        grid = np.linspace(0.0, 1.0, 201)
+        mean_tpr = np.mean([np.interp(grid, f, t) for f, t, _ in rocs], axis=0)
+        rocs += [(fpr, tpr, f"micro-average (AUC {a:.3f})"),
+                 (grid, mean_tpr, f"macro-average (AUC {res.get('roc_auc_ovr_macro', float('nan')):.3f})")]
     if rocs:
         save_curves(out / "roc.png", rocs, "false positive rate", "true positive rate", "ROC (one vs rest)", True)
         save_curves(out / "pr.png", prs, "recall", "precision", "precision-recall (one vs rest)")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from simreal.datasets import Dataset
+from simreal.datasets import Dataset, extras
 from simreal.errors import DatasetError
 from simreal.refine.config import CropConfig, DataConfig
 from simreal.refine.crops import ann_center, extract_crops, snap_centers, upright_angles
@@ -178,7 +178,7 @@ class ImageSet:
         x = extract_crops(t, ctr, ang, s)[0]
         m = None
         if mask is not None:
-            inst = ann.get("instance_id")
+            inst = extras(ann).get("instance_id")
             fg = (mask == inst) if inst is not None else (mask > 0)
             mt = torch.from_numpy(fg.astype(np.float32))[None]
             m = extract_crops(mt, ctr, ang, s, mode="nearest", padding_mode="zeros")[0]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from simreal.datasets import Dataset
+from simreal.datasets import Dataset, extras
 from simreal.errors import DatasetError
 from simreal.metrics.features import extract_features
 from simreal.metrics.fid import fid_from_features
@@ -36,7 +36,7 @@ def refined_images(run: str | Path, source: str | Path, max_images: int | None =
             if cfg.crops.enabled:
                 anns = [a for a in ds.anns(i) if ann_center(a) is not None]
                 centers = np.array([ann_center(a) for a in anns], dtype=np.float64).reshape(-1, 2)
-                ids = [a.get("instance_id") for a in anns]
+                ids = [extras(a).get("instance_id") for a in anns]
                 mask = ds.load_mask(i) if all(v is not None for v in ids) else None
                 y = crop_refine_reinsert(
                     img,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from simreal.config import dump_config
-from simreal.datasets import Dataset, DatasetWriter, encode_image
+from simreal.datasets import Dataset, DatasetWriter, encode_image, extras
 from simreal.errors import DatasetError, RunError
 from simreal.refine.crops import ann_center, crop_refine_reinsert
 from simreal.refine.data import dataset_channels, to_tensor, to_uint8
@@ -182,8 +182,7 @@ def _size_groups(ds: Dataset, todo: list[int], mode: str, batch_size: int) -> li
 
 def _record_for(ds: Dataset, i: int, writer: DatasetWriter, image: np.ndarray) -> dict[str, Any]:
     rec = dict(ds.record(i))
-    name = _out_name(rec["file_name"])
-    writer.write_file(name, encode_image(image))
+    name = writer.write_image(_out_name(rec["file_name"]), encode_image(image))
     if rec.get("mask_file"):
         writer.write_file(rec["mask_file"], (ds.root / rec["mask_file"]).read_bytes())
     rec.update(
@@ -245,7 +244,7 @@ def _one_crop_image(
         anns = [a for a in ds.anns(i) if ann_center(a) is not None]
         centers = np.array([ann_center(a) for a in anns], dtype=np.float64).reshape(-1, 2)
         mask = ds.load_mask(i)
-        ids = [int(a["instance_id"]) for a in anns if a.get("instance_id") is not None]
+        ids = [int(extras(a)["instance_id"]) for a in anns if extras(a).get("instance_id") is not None]
         if mask is not None and len(ids) != len(anns):
             mask = None  # some objects have no instance id: fall back to window blending
         if min(img.shape[:2]) < c.size:

@@ -10,12 +10,12 @@ if TYPE_CHECKING:
     from simreal.render.job import RenderSummary
     from simreal.render.spec import SceneConfig
 
-TIERS = ("low", "high")
+TIERS = ("low", "high", "high_v1")  # high_v1: the first high tier, kept to compare against
 Executor = Literal["local", "ray"]
 
 
 def tier_path(config: str | Path) -> Path:
-    """A config path, or the packaged config of a built-in tier ("low", "high")."""
+    """A config path, or the packaged config of a built-in tier ("low", "high", "high_v1")."""
     if str(config) in TIERS:
         return Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml"
     return Path(config)
@@ -38,7 +38,7 @@ def render(
 ) -> RenderSummary:
     """Render an annotated synthetic dataset into ``out`` (resuming whatever is already there).
 
-    ``config`` is a built-in tier ("low", "high"), a scene YAML, a SceneConfig or a dict; ``count``,
+    ``config`` is a built-in tier ("low", "high", "high_v1"), a scene YAML, a SceneConfig or a dict; ``count``,
     ``seed``, ``resolution`` (square) and ``crop`` override it, as do dotted ``overrides``. The output is
     byte-identical for any number of ``workers`` (default: one per core) and on Ray.
     """

@@ -3,12 +3,15 @@ background image. Pure: the same params always give the same scene."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 import numpy as np
 
 from simreal.render.camera import camera_from_params
+from simreal.render.film import srgb_decode as srgb_to_linear
+from simreal.render.film import srgb_encode as linear_to_srgb
 from simreal.render.library import AssetLibrary, resolve_folder
 from simreal.render.mesh import Mesh
 from simreal.render.primitives import primitive
@@ -34,17 +37,6 @@ def cached_primitive(kind: str, segments: int = 0) -> Mesh:
 def cached_photo(path: str) -> np.ndarray:
     """A decoded photo (uint8 RGB), cached per process: backgrounds repeat across images."""
     return load_texture(path)
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB [0, 1] to linear."""
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Linear to sRGB [0, 1] (clipped)."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
 
 
 def _rot_z(deg: float) -> np.ndarray:
@@ -134,15 +126,22 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
     cam = camera_from_params(params["camera"], w, h)
     instances: list[Instance] = []
     for k, o in enumerate(params["objects"], start=1):
-        instances.extend(_target_instances(o, cfg, lib, k))
+        parts = _target_instances(o, cfg, lib, k)
+        if "placement" in o:
+            parts = _placed(parts, o, cfg, lib)
+        instances.extend(parts)
     for d in params["distractors"]:
         xf = _affine(_quat(d["quaternion"]), d["size"], d["position"])
         mesh = cached_primitive(d["shape"], cfg.distractors.segments).transformed(xf)
+        if d.get("grounded"):
+            mesh = mesh.transformed(_affine(np.eye(3), 1.0, [0.0, 0.0, -float(mesh.vertices[:, 2].min())]))
         instances.append(Instance(mesh, material_from(d["material"], cfg, lib),
                                   0, 0, "distractor"))
     bg = params["background"]
     if bg["kind"] == "ground":
         zmin = min((float(i.mesh.vertices[:, 2].min()) for i in instances if i.role == "target"), default=-0.5)
+        if cfg.placement.grounded:
+            zmin = 0.0
         plane = primitive("plane", size=40.0)
         instances.append(Instance(plane.transformed(_affine(np.eye(3), 1.0, [0.0, 0.0, zmin - 1e-3])),
                                   material_from(bg["material"], cfg, lib), 0, 0, "ground"))
@@ -157,20 +156,48 @@ def build_scene(cfg: SceneConfig, lib: AssetLibrary, params: dict[str, Any], see
     env = params["environment"]
     env_rgb = None
     env_image = None
+    env_to_world = None
+    env_tint = None
+    env_scale = float(env["intensity"])
     if env["kind"] == "constant":
         env_rgb = tuple(float(c) * env["intensity"] for c in _temperature_rgb(env["temperature"]))
     elif env["kind"] == "image":
         env_image = load_texture(resolve_folder(str(cfg.lighting.environment.folder)) / env["file"], (256, 512))
+    elif env["kind"] == "hdr":
+        from simreal.render.lighting import hdr_lighting
+
+        env_image, env_to_world, env_scale, tint = hdr_lighting(str(cfg.lighting.environment.folder), env,
+                                                                bake=bool(lights))
+        env_tint = None if tint is None else tuple(float(c) for c in tint)
     if bg["kind"] == "photo" and bg.get("mode") == "envmap":
         env_image = load_texture(resolve_folder(str(cfg.background.photo_folder)) / bg["file"], (256, 512))
         env_rgb = None
     hide = bg["kind"] in ("procedural",) or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
+    if cfg.photographic:  # the environment behind is composited exactly (compositing.finish), EV applied there
+        hide = True
     return SceneData(
         camera=cam, instances=instances, lights=lights, env_rgb=env_rgb, env_image=env_image,
-        env_scale=float(env["intensity"]), hide_environment=hide, spp=cfg.render.spp,
+        env_scale=env_scale, env_to_world=env_to_world, env_tint=env_tint, hide_environment=hide, spp=cfg.render.spp,
         max_depth=cfg.render.max_depth, pixel_filter=cfg.render.filter, seed=seed,
-        exposure=params["camera"]["exposure"],
+        exposure=0.0 if cfg.photographic else params["camera"]["exposure"],
     )
+
+
+def _placed(parts: list[Instance], o: dict[str, Any], cfg: SceneConfig, lib: AssetLibrary) -> list[Instance]:
+    """A target's parts resting per its placement params, plus its support box."""
+    from simreal.render.placement import place
+
+    pl = o["placement"]
+    meshes = [p.mesh for p in parts]
+    if pl["mode"] == "floating":
+        lift = pl.get("lift", 0.0) * o["size"] - min(float(m.vertices[:, 2].min()) for m in meshes)
+        moved = [m.transformed(_affine(np.eye(3), 1.0, [0.0, 0.0, lift])) for m in meshes]
+        return [dataclasses.replace(p, mesh=m) for p, m in zip(parts, moved, strict=True)]
+    moved, support = place(meshes, pl, o["rotation"]["tilt_axis"], o["size"])
+    out = [dataclasses.replace(p, mesh=m) for p, m in zip(parts, moved, strict=True)]
+    if support is not None:
+        out.append(Instance(support, material_from(pl["support"]["material"], cfg, lib), 0, 0, "support"))
+    return out
 
 
 def background_image(cfg: SceneConfig, params: dict[str, Any]) -> np.ndarray | None:
@@ -180,13 +207,12 @@ def background_image(cfg: SceneConfig, params: dict[str, Any]) -> np.ndarray | N
     if bg["kind"] == "procedural":
         return make_texture(bg["texture"], (h, w)).astype(np.float32) / 255.0
     if bg["kind"] == "photo" and bg.get("mode") != "envmap":
-        img = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
-        ih, iw = img.shape[:2]
-        side_w = bg["scale"] * min(iw, ih * w / h)
-        side_h = side_w * h / w
-        x0 = bg["cx"] * (iw - side_w)
-        y0 = bg["cy"] * (ih - side_h)
         from PIL import Image
+
+        from simreal.render.randomize import photo_crop_box
+
+        img = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
+        x0, y0, side_w, side_h = photo_crop_box(bg, (img.shape[1], img.shape[0]), (w, h))
 
         crop = Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR,
                                            box=(x0, y0, x0 + side_w, y0 + side_h))

@@ -78,10 +78,18 @@ class Camera:
         inv = np.linalg.inv(self.to_world)
         return points @ inv[:3, :3].T + inv[:3, 3]
 
+    @property
+    def half_fov(self) -> float:
+        """Half the field of view in radians (fisheye: the largest angle from the axis in view)."""
+        return float(np.deg2rad(self.fov) / 2.0)
+
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Continuous pixel coordinates (N, 2) of world points and a mask of those in view of the
         model (in front of a pinhole; inside the fisheye's field of view)."""
-        p = self.to_camera(np.asarray(points, dtype=np.float64))
+        return self.project_camera(self.to_camera(np.asarray(points, dtype=np.float64)))
+
+    def project_camera(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`project` for points (or, for the fisheye, directions) already in the camera frame."""
         f = self.focal_px
         cx, cy = self.width / 2.0, self.height / 2.0
         if self.model == "fisheye":
@@ -89,7 +97,7 @@ class Camera:
             phi = np.arctan2(p[:, 1], p[:, 0])
             r = f * theta
             uv = np.stack([cx - r * np.cos(phi), cy - r * np.sin(phi)], axis=1)
-            ok = theta <= np.deg2rad(self.fov) / 2.0
+            ok = theta <= self.half_fov
         else:
             z = np.where(p[:, 2] > 1e-9, p[:, 2], 1e-9)
             uv = np.stack([cx - f * p[:, 0] / z, cy - f * p[:, 1] / z], axis=1)
@@ -109,7 +117,7 @@ class Camera:
             theta = r / f
             phi = np.arctan2(dy, dx)
             d = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1)
-            valid = theta <= np.deg2rad(self.fov) / 2.0
+            valid = theta <= self.half_fov
         else:
             d = np.stack([dx / f, dy / f, np.ones_like(dx)], -1)
             d /= np.linalg.norm(d, axis=-1, keepdims=True)

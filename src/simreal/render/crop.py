@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from simreal.datasets.coco import mask_bbox, mask_to_rle
+from simreal.datasets.coco import SIMREAL, mask_bbox, mask_to_rle
 from simreal.render.spec import CropSpec
 
 
@@ -43,7 +43,7 @@ def crop_samples(
     """One crop per non-ignored target (label = its category); a negative image gives one random
     crop labelled 0."""
     size = spec.size
-    kept = [a for a in anns if not a["ignore"]]
+    kept = [a for a in anns if not a[SIMREAL]["ignore"]]
     if not kept:
         if not params["negative"]:
             return
@@ -56,19 +56,20 @@ def crop_samples(
         yield img, np.zeros((size, size), np.uint16), rec, []
         return
     for a in kept:
-        box = a["amodal_bbox"] or a["bbox"]
+        sim = a[SIMREAL]
+        box = sim["amodal_bbox"] or a["bbox"]
         cx, cy, side = square_box(box, spec.padding)
         img = cut(image, cx, cy, side, size, False)
         m = cut(mask, cx, cy, side, size, True)
-        own = m == a["instance_id"]
+        own = m == sim["instance_id"]
         crop_anns = []
         bb = mask_bbox(own)
         if bb is not None:
             crop_anns.append({
                 "category_id": a["category_id"], "bbox": bb, "area": float(own.sum()),
-                "segmentation": mask_to_rle(own), "iscrowd": 0, "instance_id": a["instance_id"],
-                "visibility": a["visibility"], "ignore": 0,
+                "segmentation": mask_to_rle(own), "iscrowd": 0,
+                SIMREAL: {"instance_id": sim["instance_id"], "visibility": sim["visibility"], "ignore": 0},
             })
         rec = {"width": size, "height": size, "label": int(a["category_id"]),
-               "crop": [cx - side / 2, cy - side / 2, side, side], "source_instance": a["instance_id"]}
+               "crop": [cx - side / 2, cy - side / 2, side, side], "source_instance": sim["instance_id"]}
         yield img, m.astype(np.uint16), rec, crop_anns

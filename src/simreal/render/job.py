@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simreal.datasets.coco import image_file
 from simreal.datasets.contract import ANNOTATIONS_JSON, DATASET_JSON, DatasetWriter
 from simreal.errors import ConfigError, DatasetError
 from simreal.render.library import build_library
@@ -65,6 +66,11 @@ def dry_run(cfg: SceneConfig) -> None:
     from simreal.render.randomize import sample_params
 
     lib = build_library(cfg)
+    if cfg.render.denoise:
+        from simreal.render.denoise import INSTALL_HINT, available
+
+        if not available():
+            raise ConfigError(INSTALL_HINT)
     names = (cfg.post.get("lut") or {}).get("names") if isinstance(cfg.post.get("lut"), dict) else None
     missing = sorted(set(names or []) - set(lib.luts))
     if missing:
@@ -81,10 +87,9 @@ def _missing_files(out: Path, manifest: Manifest) -> set[int]:
     for row in manifest.rows(DONE):
         for item in row["result"] or []:
             rec = item["record"]
-            for rel in (rec.get("file_name"), rec.get("mask_file")):
-                p = out / rel if rel else None
-                if p is not None and (not p.is_file() or p.stat().st_size == 0):
-                    missing.add(row["id"])
+            paths = [image_file(out, rec)] + ([out / rec["mask_file"]] if rec.get("mask_file") else [])
+            if any(not p.is_file() or p.stat().st_size == 0 for p in paths):
+                missing.add(row["id"])
     return missing
 
 
@@ -165,7 +170,7 @@ def render_dataset(
         with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
             for (_, _, index), result, err in map_tasks(
-                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address
+                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, fast_exit=True
             ):
                 if not first_result:
                     first_result = time.perf_counter() - t0

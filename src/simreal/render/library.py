@@ -23,10 +23,24 @@ class AssetLibrary:
     textures: list[Path] = field(default_factory=list)
     photos: list[Path] = field(default_factory=list)
     env_images: list[Path] = field(default_factory=list)
+    hdr_maps: list[Path] = field(default_factory=list)
+    photo_info: dict[str, tuple[tuple[int, int], dict[str, float]]] = field(default_factory=dict)  # size, perspective
     luts: dict[str, Lut3D] = field(default_factory=dict)
 
 
 BUILTIN_PHOTOS = "builtin:photos"
+BUILTIN_GROUND_PHOTOS = "builtin:ground-photos"
+#: Builtin photos that show a ground plane an object can stand on, with their perspective (estimated
+#: by eye: horizon row, camera height in metres, horizontal field of view; see render.perspective).
+GROUND_PHOTO_PERSPECTIVES: dict[str, dict[str, float]] = {
+    "skimage-camera.png": {"horizon": 0.45, "camera_height": 1.1, "fov": 50.0},
+    "skimage-motorcycle_left.png": {"horizon": 0.3, "camera_height": 1.0, "fov": 55.0},
+    "skimage-motorcycle_right.png": {"horizon": 0.3, "camera_height": 1.0, "fov": 55.0},
+    "skimage-coffee.png": {"horizon": -0.5, "camera_height": 0.35, "fov": 50.0},
+    "skimage-brick.png": {"horizon": -1.0, "camera_height": 1.0, "fov": 50.0},
+    "skimage-grass.png": {"horizon": -2.5, "camera_height": 0.8, "fov": 45.0},
+    "skimage-gravel.png": {"horizon": -2.5, "camera_height": 0.8, "fov": 45.0},
+}
 
 
 def _package_dir(name: str) -> Path | None:
@@ -68,9 +82,39 @@ def builtin_photos() -> Path:
     return folder
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_ground_photos() -> Path:
+    """The builtin photos that show a ground plane, each with its perspective JSON (per-user cache)."""
+    import json
+
+    from simreal.runtime.io import atomic_write_text
+
+    src = builtin_photos()
+    folder = src.parent / f"{src.name}-ground"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, meta in GROUND_PHOTO_PERSPECTIVES.items():
+        if not (src / name).exists():
+            continue
+        link = folder / name
+        if not link.exists():
+            try:
+                link.symlink_to((src / name).resolve())
+            except FileExistsError:
+                pass
+        sidecar = folder / (Path(name).stem + ".json")
+        text = json.dumps(meta, sort_keys=True)
+        if not sidecar.exists() or sidecar.read_text() != text:
+            atomic_write_text(sidecar, text)
+    return folder
+
+
 def resolve_folder(path: str) -> Path:
-    """A folder path from a config, resolving ``builtin:photos``."""
-    return builtin_photos() if path == BUILTIN_PHOTOS else Path(path)
+    """A folder path from a config, resolving ``builtin:photos`` and ``builtin:ground-photos``."""
+    if path == BUILTIN_PHOTOS:
+        return builtin_photos()
+    if path == BUILTIN_GROUND_PHOTOS:
+        return builtin_ground_photos()
+    return Path(path)
 
 
 def _folder(path: str, key: str) -> list[Path]:
@@ -81,6 +125,20 @@ def _folder(path: str, key: str) -> list[Path]:
         return load_texture_folder(path)
     except AssetError as exc:
         raise AssetError(f"{key}: {exc}") from None
+
+
+def _photo_info(photos: list[Path]) -> dict[str, tuple[tuple[int, int], dict[str, float]]]:
+    """Size and perspective JSON (``simreal.render.perspective``) of every photo, by file name."""
+    from PIL import Image
+
+    from simreal.render.perspective import read_photo_meta
+
+    out = {}
+    for p in photos:
+        with Image.open(p) as im:
+            size = im.size
+        out[p.name] = (size, read_photo_meta(p))
+    return out
 
 
 def object_radius(cfg: SceneConfig, lib: AssetLibrary) -> float:
@@ -113,6 +171,12 @@ def build_library(cfg: SceneConfig) -> AssetLibrary:
         lib.photos = _folder(cfg.background.photo_folder, "background.photo_folder")
     if cfg.lighting.environment.kind == "image":
         lib.env_images = _folder(str(cfg.lighting.environment.folder), "lighting.environment.folder")
+    if cfg.lighting.environment.kind == "hdr":
+        from simreal.render.lighting import hdr_files
+
+        lib.hdr_maps = hdr_files(str(cfg.lighting.environment.folder))
+    if lib.photos and cfg.placement.grounded:
+        lib.photo_info = _photo_info(lib.photos)
     from simreal.render.luts import generated_luts, load_cube_folder
 
     lib.luts = dict(generated_luts())

@@ -3,11 +3,18 @@
 Scenes (several geometries, node transforms) are flattened and concatenated into one mesh. UVs are
 kept when every part has them; vertex normals are those in the file or computed by trimesh.
 Loaded meshes are cached per process by (resolved path, mtime, size, normalize); each call returns
-a fresh copy, so callers may modify the arrays.
+a fresh copy, so callers may modify the arrays. They are also cached on disk as plain arrays
+(``$SIMREAL_CACHE_DIR/meshes``, default ``~/.cache/simreal/meshes``; ``SIMREAL_MESH_CACHE=0`` turns it
+off), so that render workers, which each load the scene's meshes once, read them back with numpy
+instead of importing trimesh and parsing the file again (about half a second per worker).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -55,11 +62,54 @@ def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
     if hit is not None:
         _CACHE.move_to_end(key)
         return _copy(hit)
-    mesh = _read(p, normalize)
+    disk = _disk_path(key)
+    mesh = _from_disk(disk) if disk is not None else None
+    if mesh is None:
+        mesh = _read(p, normalize)
+        if disk is not None:
+            _to_disk(disk, mesh)
     _CACHE[key] = mesh
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return _copy(mesh)
+
+
+_DISK_FORMAT = 1  # bump when _read's output changes
+
+
+def _disk_path(key: tuple) -> Path | None:
+    if os.environ.get("SIMREAL_MESH_CACHE", "1") == "0":
+        return None
+    root = Path(os.environ.get("SIMREAL_CACHE_DIR") or Path.home() / ".cache" / "simreal") / "meshes"
+    digest = hashlib.sha256(repr((_DISK_FORMAT, *key)).encode()).hexdigest()[:32]
+    return root / f"{digest}.npz"
+
+
+def _from_disk(path: Path) -> Mesh | None:
+    """The cached mesh, or None when absent or unreadable (then the file is parsed again)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Mesh(z["vertices"], z["faces"], z["normals"], z["uvs"] if "uvs" in z else None,
+                        name=str(z["name"]), meta=json.loads(str(z["meta"])))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _to_disk(path: Path, mesh: Mesh) -> None:
+    """Store ``mesh`` (written to a temporary name, then renamed); a read-only cache is no error."""
+    from simreal.runtime.io import atomic_write_bytes
+
+    arrays = {"vertices": mesh.vertices, "faces": mesh.faces, "normals": mesh.normals,
+              "name": np.array(mesh.name), "meta": np.array(json.dumps(mesh.meta))}
+    if mesh.uvs is not None:
+        arrays["uvs"] = mesh.uvs
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue(), durable=False)
+    except OSError:
+        pass
 
 
 def _read(p: Path, normalize: bool) -> Mesh:

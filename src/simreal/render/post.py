@@ -10,12 +10,12 @@ pure function of them.
 Post spec (plain dict; every key optional; ``p`` is the probability the effect is applied, ``[lo,
 hi]`` ranges are sampled uniformly)::
 
-    lut:      {p: 0.5, strength: [0.4, 1.0], names: null}    names: restrict to these LUT names
-    blur:     {p: 0.2, sigma: [0.3, 1.2]}                     pixels
-    vignette: {p: 0.3, strength: [0.1, 0.5], radius: [0.5, 0.9]}  darkening at the corners; radius
+    lut:      {p: 0.3, strength: [0.2, 0.6], names: null}    names: restrict to these LUT names
+    blur:     {p: 0.25, sigma: [0.3, 0.8]}                    pixels
+    vignette: {p: 0.3, strength: [0.05, 0.25], radius: [0.6, 0.9]}  darkening at the corners; radius
                                                               (fraction of the half-diagonal) where it starts
-    grain:    {p: 0.5, intensity: [0.01, 0.05], size: [1.0, 2.0]}  std-dev at mid-grey; grain size in px
-    jpeg:     {p: 0.3, quality: [30, 95]}
+    grain:    {p: 0.4, intensity: [0.003, 0.02], size: [1.0, 1.5]}  std-dev at mid-grey; grain size in px
+    jpeg:     {p: 0.6, quality: [60, 95]}
     lut_folder: null        accepted and ignored here (the asset library loads .cube files from it)
 """
 
@@ -30,12 +30,12 @@ from PIL import Image, ImageFilter
 from simreal.errors import AssetError, ConfigError
 from simreal.render.luts import Lut3D, apply_lut_planar
 
-POST_DEFAULTS: dict = {
-    "lut": {"p": 0.5, "strength": [0.4, 1.0], "names": None},
-    "blur": {"p": 0.2, "sigma": [0.3, 1.2]},
-    "vignette": {"p": 0.3, "strength": [0.1, 0.5], "radius": [0.5, 0.9]},
-    "grain": {"p": 0.5, "intensity": [0.01, 0.05], "size": [1.0, 2.0]},
-    "jpeg": {"p": 0.3, "quality": [30, 95]},
+POST_DEFAULTS: dict = {  # the ranges of phone and news photos, set by looking (docs/render.md)
+    "lut": {"p": 0.3, "strength": [0.2, 0.6], "names": None},
+    "blur": {"p": 0.25, "sigma": [0.3, 0.8]},
+    "vignette": {"p": 0.3, "strength": [0.05, 0.25], "radius": [0.6, 0.9]},
+    "grain": {"p": 0.4, "intensity": [0.003, 0.02], "size": [1.0, 1.5]},
+    "jpeg": {"p": 0.6, "quality": [60, 95]},
 }
 EFFECTS: tuple[str, ...] = ("blur", "lut", "vignette", "grain", "jpeg")
 POST_OTHER_KEYS: tuple[str, ...] = ("lut_folder",)  # accepted in a post spec, used by the asset library

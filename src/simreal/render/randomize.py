@@ -9,6 +9,7 @@ import numpy as np
 
 from simreal.render.camera import sample_camera_params, sample_on_sphere_segment
 from simreal.render.library import AssetLibrary, object_radius
+from simreal.render.lighting import sample_hdr_params
 from simreal.render.spec import MaterialSpec, SceneConfig
 from simreal.render.textures import random_color, sample_texture_params
 from simreal.render.wear import sample_wear_params
@@ -66,6 +67,7 @@ def sample_params(cfg: SceneConfig, lib: AssetLibrary, rng: np.random.Generator)
     from simreal.render.post import sample_post_params
 
     cats = cfg.category_names
+    grounded = cfg.placement.grounded
     negative = bool(rng.random() < cfg.negatives)
     objects: list[dict[str, Any]] = []
     for i, o in enumerate(cfg.objects):
@@ -86,11 +88,18 @@ def sample_params(cfg: SceneConfig, lib: AssetLibrary, rng: np.random.Generator)
             else:
                 obj["shape"] = o.asset.shape if o.asset.kind == "primitive" else None
                 obj["material"] = sample_material(rng, cfg.material, lib)
+            if grounded:
+                obj["placement"] = _sample_grounding(rng, cfg, obj)
             objects.append(obj)
 
     r_obj = object_radius(cfg, lib)
     target = np.mean([o["position"] for o in objects], axis=0) if objects else np.zeros(3)
-    camera = sample_camera_params(rng, cfg.camera, target, r_obj)
+    if grounded:
+        target = target + np.array([0.0, 0.0, np.mean([_centre_height(o) for o in objects]) if objects else 0.5])
+        bg = _sample_background(rng, cfg, lib)
+        camera = _ground_camera(rng, cfg, lib, bg, target)
+    else:
+        camera = sample_camera_params(rng, cfg.camera, target, r_obj)
 
     cam_pos = np.asarray(camera["origin"])
     distractors = []
@@ -108,13 +117,17 @@ def sample_params(cfg: SceneConfig, lib: AssetLibrary, rng: np.random.Generator)
         pos = target + axis * along + lateral
         if np.linalg.norm(pos - cam_pos) < 2.0 * size + 0.05:  # never swallow the camera
             pos = target + lateral
-        distractors.append({
+        d_params = {
             "shape": cfg.distractors.shapes[int(rng.integers(len(cfg.distractors.shapes)))],
             "size": size,
             "position": pos.tolist(),
             "quaternion": _random_rotation(rng),
             "material": sample_material(rng, cfg.material, lib),
-        })
+        }
+        if grounded:  # clutter resting on the ground, turned about the vertical only
+            yaw = float(rng.uniform(0.0, np.pi))
+            d_params.update(grounded=True, quaternion=[float(np.cos(yaw)), 0.0, 0.0, float(np.sin(yaw))])
+        distractors.append(d_params)
 
     lights = []
     ls = cfg.lighting.lights
@@ -136,7 +149,30 @@ def sample_params(cfg: SceneConfig, lib: AssetLibrary, rng: np.random.Generator)
         env["file"] = lib.env_images[int(rng.integers(len(lib.env_images)))].name
     elif env_spec.kind == "constant":
         env["temperature"] = float(rng.uniform(4000.0, 9000.0))
+    elif env_spec.kind == "hdr":
+        env.update(sample_hdr_params(rng, lib.hdr_maps, env_spec.intensity, env_spec.rotation,
+                                     env_spec.white_balance))
 
+    if not grounded:
+        bg = _sample_background(rng, cfg, lib)
+    post = sample_post_params(rng, cfg.post, sorted(lib.luts))
+    out = {
+        "negative": negative or not objects,
+        "objects": objects,
+        "distractors": distractors,
+        "camera": camera,
+        "lights": lights,
+        "environment": env,
+        "background": bg,
+        "post": post,
+    }
+    if cfg.photographic:
+        out["film"] = {"key": float(rng.uniform(*cfg.film.key))}
+    return out
+
+
+def _sample_background(rng: np.random.Generator, cfg: SceneConfig, lib: AssetLibrary) -> dict[str, Any]:
+    """The background kind and its params."""
     bg_kind = _choose(rng, cfg.background.weights)
     bg: dict[str, Any] = {"kind": bg_kind}
     if bg_kind == "photo":
@@ -152,14 +188,73 @@ def sample_params(cfg: SceneConfig, lib: AssetLibrary, rng: np.random.Generator)
     elif bg_kind == "ground":
         bg["material"] = sample_material(rng, cfg.material, lib)
         bg["material"]["metallic"] = 0.0
-    post = sample_post_params(rng, cfg.post, sorted(lib.luts))
-    return {
-        "negative": negative or not objects,
-        "objects": objects,
-        "distractors": distractors,
-        "camera": camera,
-        "lights": lights,
-        "environment": env,
-        "background": bg,
-        "post": post,
-    }
+    return bg
+
+
+def _support_material(rng: np.random.Generator) -> dict[str, Any]:
+    """A crate, kerb or step: muted colour, rough, often with a noise texture."""
+    from simreal.render.textures import sample_texture_params
+
+    colour = random_color(rng, saturation=(0.0, 0.35), value=(0.25, 0.8))
+    tex = sample_texture_params(rng, ["noise"])
+    tex["colors"] = [colour, [float(c) * float(rng.uniform(0.6, 0.9)) for c in colour]]
+    return {"base_color": colour, "roughness": float(rng.uniform(0.6, 1.0)), "metallic": 0.0,
+            "texture": tex if rng.random() < 0.7 else None, "wear": None}
+
+
+def _sample_grounding(rng: np.random.Generator, cfg: SceneConfig, obj: dict[str, Any]) -> dict[str, Any]:
+    """Placement params of one object in a grounded scene (its rotation's tilt follows the mode)."""
+    from simreal.render.placement import sample_placement
+
+    pl = sample_placement(rng, cfg.placement.weights, cfg.placement.lean, cfg.placement.support_height)
+    lift = float(rng.uniform(0.2, 1.0))
+    if pl["mode"] == "floating":
+        pl["lift"] = lift  # above the ground, never through it
+    else:
+        obj["rotation"]["tilt"] = pl["tilt"]
+    if "support" in pl:
+        pl["support"]["material"] = _support_material(rng)
+    return pl
+
+
+def _centre_height(obj: dict[str, Any]) -> float:
+    """Roughly how high an object's centre sits once placed (for aiming the camera)."""
+    pl = obj.get("placement", {})
+    size = obj["size"]
+    mode = pl.get("mode", "floating")
+    base = pl["support"]["height"] * size if mode == "supported" else 0.0
+    if mode == "floating":
+        base = pl.get("lift", 0.0) * size
+    tilt = np.deg2rad(obj["rotation"]["tilt"])
+    return base + 0.5 * size * (abs(np.cos(tilt)) + 0.4 * abs(np.sin(tilt)))
+
+
+def _ground_camera(rng: np.random.Generator, cfg: SceneConfig, lib: AssetLibrary, bg: dict[str, Any],
+                   target: np.ndarray) -> dict[str, Any]:
+    """A level camera matching the background's perspective (the photo's JSON, else sampled)."""
+    from simreal.render.perspective import crop_perspective, ground_camera
+
+    spec, g = cfg.camera, cfg.background.ground
+    w, h = cfg.resolution
+    meta: dict[str, float] = {}
+    if bg["kind"] == "photo" and bg.get("mode") != "envmap":
+        size, photo_meta = lib.photo_info[bg["file"]]
+        meta = crop_perspective(photo_meta, photo_crop_box(bg, size, (w, h)), size)
+    fov = meta.get("fov", float(rng.uniform(*spec.fov)))
+    horizon = meta.get("horizon", float(rng.uniform(*g.horizon)))
+    height_m = meta.get("camera_height", float(rng.uniform(*g.camera_height)) if g.camera_height else None)
+    cam = ground_camera(rng, w, h, fov, horizon, target, spec.radius,
+                        None if height_m is None else height_m / g.unit_m, rows=g.object_rows,
+                        roll=meta.get("roll", 0.0))
+    cam["exposure"] = float(rng.uniform(*spec.exposure))
+    return cam
+
+
+def photo_crop_box(bg: dict[str, Any], photo_size: tuple[int, int], resolution: tuple[int, int]
+                   ) -> tuple[float, float, float, float]:
+    """(x0, y0, width, height) in photo pixels of the crop a photo background shows."""
+    iw, ih = photo_size
+    w, h = resolution
+    side_w = bg["scale"] * min(iw, ih * w / h)
+    side_h = side_w * h / w
+    return bg["cx"] * (iw - side_w), bg["cy"] * (ih - side_h), side_w, side_h

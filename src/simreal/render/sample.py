@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from simreal.datasets.coco import IMAGES_DIR, SIMREAL
 from simreal.datasets.imageio import encode_image, encode_mask
 from simreal.render.annotate import amodal_box, annotate
 from simreal.render.backends.mitsuba import MitsubaBackend
@@ -15,6 +16,8 @@ from simreal.render.build import background_image, build_scene, composite
 from simreal.render.crop import crop_samples
 from simreal.render.library import cached_library
 from simreal.render.randomize import sample_params
+from simreal.render.scene import SceneData
+from simreal.render.spec import SceneConfig
 from simreal.runtime.seeding import sample_rng, sample_seed
 
 _backends: dict[str, MitsubaBackend] = {}
@@ -39,6 +42,10 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
     backend.render_seconds = backend.scene_seconds = 0.0
     rgba, labels = backend.render_with_labels(scene)
     assert labels is not None
+    if cfg.render.denoise:
+        from simreal.render.denoise import denoise
+
+        rgba[..., :3] = denoise(rgba[..., :3])
     target_labels = sorted({inst.label for inst in scene.instances if inst.label > 0})
     amodal = {}
     inst_label = np.array([0] + [inst.label for inst in scene.instances])
@@ -47,7 +54,10 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         idx = [i for i, inst in enumerate(scene.instances) if inst.label == k]
         amodal[k] = amodal_mask(backend, scene, labels, pixel_label, idx, k)
     mask, anns = annotate(scene, labels, amodal, cfg.annotation.min_visibility)
-    image = composite(rgba, background_image(cfg, params))
+    if cfg.photographic:
+        image = photographic_image(cfg, params, scene, backend, rgba)
+    else:
+        image = composite(rgba, background_image(cfg, params))
     if params["post"]:
         from simreal.render.post import apply_post
 
@@ -61,17 +71,17 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
             crop_samples(image, mask, anns, params, cfg.crop, rng_seed=seed)
         ):
             name = f"{index:07d}_{j:02d}"
-            files[f"images/{name}.{ext}"] = encode_image(crop_img, ext)
+            files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(crop_img, ext)
             files[f"masks/{name}.png"] = encode_mask(crop_mask)
-            crop_rec.update({"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png"})
+            crop_rec.update({"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png"})
             records.append({"record": crop_rec, "anns": crop_anns})
     else:
         name = f"{index:07d}"
-        files[f"images/{name}.{ext}"] = encode_image(image, ext)
+        files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(image, ext)
         files[f"masks/{name}.png"] = encode_mask(mask)
-        visible = [a for a in anns if not a["ignore"]] or anns
+        visible = [a for a in anns if not a[SIMREAL]["ignore"]] or anns
         label = 0 if not visible else max(visible, key=lambda a: a["area"])["category_id"]
-        rec = {"file_name": f"images/{name}.{ext}", "mask_file": f"masks/{name}.png",
+        rec = {"file_name": f"{name}.{ext}", "mask_file": f"masks/{name}.png",
                "width": int(image.shape[1]), "height": int(image.shape[0]), "label": int(label)}
         records.append({"record": rec, "anns": anns})
     total = time.perf_counter() - t0
@@ -85,6 +95,36 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         "timings": {"total": total, "render": render_s, "scene": scene_s, "other": total - render_s},
         "params": params,
     }
+
+
+def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneData, backend: MitsubaBackend,
+                       rgba: np.ndarray) -> np.ndarray:
+    """Objects over the photo or environment with their shadows, auto-exposed and tone mapped."""
+    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio, soften
+    from simreal.render.film import to_uint8
+
+    bg = params["background"]
+    photo_like = bg["kind"] == "procedural" or (bg["kind"] == "photo" and bg.get("mode") != "envmap")
+    if photo_like and bg["kind"] == "photo":  # the crop is enlarged to the image: objects no sharper than it
+        from simreal.render.build import cached_photo
+        from simreal.render.library import resolve_folder
+        from simreal.render.randomize import photo_crop_box
+
+        src = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
+        rgba = soften(rgba, cfg.resolution[0] / photo_crop_box(bg, (src.shape[1], src.shape[0]), cfg.resolution)[2])
+    ratio = None
+    if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
+        g = cfg.background.ground
+        ratio = shadow_ratio(backend, scene, g.catcher_spp, rgba[..., 3], scale=g.catcher_scale)
+    key = params["film"]["key"] if cfg.film.auto_exposure else None
+    ev = float(params["camera"]["exposure"])
+    if photo_like:
+        image, _ = finish(rgba, ratio, photo=to_uint8(background_image(cfg, params)), key=key, curve=cfg.film.tone,
+                          irradiance=scene_irradiance(scene), ev=ev)
+    else:
+        image, _ = finish(rgba, ratio, environment=environment_background(scene), key=key, curve=cfg.film.tone,
+                          ev=ev)
+    return image
 
 
 def amodal_mask(backend: MitsubaBackend, scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int],

@@ -31,6 +31,7 @@ IntRange = Annotated[tuple[int, int], _range(0, what="non-negative counts")]
 PositiveRange = Annotated[tuple[float, float], _range(0, strict_lo=True, what="positive values")]
 NonNegRange = Annotated[tuple[float, float], _range(0, what="non-negative values")]
 UnitRange = Annotated[tuple[float, float], _range(0, 1, what="values in [0, 1]")]
+Kelvin = Annotated[tuple[float, float], _range(1000, 40000, what="colour temperatures in [1000, 40000] K")]
 
 
 class AssetSpec(StrictModel):
@@ -96,16 +97,26 @@ class CameraSpec(StrictModel):
 
 
 class EnvironmentSpec(StrictModel):
-    """Environment light: constant colour or an image (equirectangular or any photo)."""
+    """Environment light: a constant colour, an image (LDR photo as an environment map) or real HDR
+    environment maps (image-based lighting, see ``simreal.render.lighting``)."""
 
-    kind: Literal["constant", "image", "none"] = "constant"
-    intensity: NonNegRange = (0.3, 1.0)
-    folder: str | None = None
+    kind: Literal["constant", "image", "hdr", "none"] = Field(
+        "constant", description="constant colour; image: photos as (LDR) environment maps; hdr: real HDR "
+                                "environment maps (.exr/.hdr, image-based lighting); none")
+    intensity: NonNegRange = Field((0.3, 1.0), description="radiance multiplier (hdr: of the map's own values)")
+    folder: str | None = Field(None, description="image: folder of photos; hdr: folder of equirectangular "
+                                                 ".exr/.hdr maps, or builtin:hdri (Debian's blender-data maps)")
+    rotation: Annotated[tuple[float, float], _range(-360, 720, what="degrees in [-360, 720]")] = Field(
+        (0.0, 360.0), description="hdr: rotation of the map about the vertical axis, degrees")
+    white_balance: Kelvin = Field((5500.0, 7500.0), description="hdr: the map is tinted towards a black body of "
+                                                                 "this temperature relative to 6500 K (luminance kept)")
 
     @model_validator(mode="after")
     def _image_needs_folder(self) -> EnvironmentSpec:
         if self.kind == "image" and not self.folder:
             raise ValueError("kind 'image' needs 'folder'")
+        if self.kind == "hdr" and not self.folder:
+            self.folder = "builtin:hdri"
         return self
 
 
@@ -126,12 +137,36 @@ class LightingSpec(StrictModel):
     lights: LightsSpec = Field(default_factory=LightsSpec)
 
 
-class BackgroundSpec(StrictModel):
-    """What is behind the objects: photos, procedural patterns, a ground plane (chosen by weight)."""
+class GroundSpec(StrictModel):
+    """The ground plane z = 0 under grounded objects, and how the camera looks at it."""
 
-    weights: dict[Literal["photo", "procedural", "ground", "none"], float] = {"procedural": 1.0}
-    photo_folder: str | None = None
-    photo_mode: Literal["composite", "envmap"] = "composite"
+    shadow_catcher: bool = Field(True, description="photo and environment backgrounds receive the objects' "
+                                                   "shadows and contact occlusion through an invisible ground plane")
+    catcher_spp: int = Field(16, ge=1, le=4096, description="samples per pixel of the two shadow-catcher passes")
+    catcher_scale: int = Field(2, ge=1, le=8, description="the shadow-catcher passes run at 1/scale of the "
+                                                         "resolution (shadows are smooth; 4x fewer rays at 2)")
+    horizon: Annotated[tuple[float, float], _range(-2.0, 3.0, what="row fractions in [-2, 3]")] = Field(
+        (0.2, 0.55), description="horizon row (fraction of the image height from the top; outside [0, 1]: "
+                                 "off-frame) when the photo has no perspective JSON")
+    camera_height: PositiveRange | None = Field(
+        None, description="camera height above the ground in metres when the photo has no JSON; "
+                          "null: follows from the camera distance and where the object appears")
+    unit_m: float = Field(0.13, gt=0.0, description="metres per scene unit (a size-1 object is this tall)")
+    object_rows: UnitRange = Field((0.35, 0.8), description="image rows (fractions) where the object may appear")
+
+
+class BackgroundSpec(StrictModel):
+    """What is behind the objects (chosen by weight): photos, the environment map itself
+    (``environment``), procedural patterns, a textured ground plane, nothing."""
+
+    weights: dict[Literal["photo", "procedural", "ground", "none", "environment"], float] = Field(
+        {"procedural": 1.0}, description="background kinds by weight: photo, environment (the environment map "
+                                         "itself), procedural pattern, textured ground plane, none")
+    photo_folder: str | None = Field(None, description="folder of photos (optional <photo>.json perspective "
+                                                       "beside each), builtin:photos or builtin:ground-photos")
+    photo_mode: Literal["composite", "envmap"] = Field(
+        "composite", description="composite: the photo behind the objects; envmap: the photo as environment map")
+    ground: GroundSpec = Field(default_factory=GroundSpec, description="shadow catcher and photo perspective")
 
     @model_validator(mode="after")
     def _check(self) -> BackgroundSpec:
@@ -140,6 +175,39 @@ class BackgroundSpec(StrictModel):
         if self.weights.get("photo", 0) > 0 and not self.photo_folder:
             raise ValueError("weights.photo > 0 needs 'photo_folder'")
         return self
+
+
+class PlacementSpec(StrictModel):
+    """How targets meet the ground z = 0 (chosen per object by weight)."""
+
+    weights: dict[Literal["floating", "upright", "lying", "leaning", "supported"], float] = Field(
+        {"floating": 1.0}, description="floating (as sampled, no ground), upright or lying on the ground, "
+                                       "leaning against a box, standing or lying on a box")
+    lean: Annotated[tuple[float, float], _range(0, 80, what="degrees from vertical in [0, 80]")] = Field(
+        (10.0, 35.0), description="leaning: tilt from vertical, degrees")
+    support_height: PositiveRange = Field((0.2, 1.0), description="supported: box height in object sizes")
+
+    @model_validator(mode="after")
+    def _check(self) -> PlacementSpec:
+        if not self.weights or sum(self.weights.values()) <= 0 or min(self.weights.values()) < 0:
+            raise ValueError("weights: expected non-negative weights with a positive sum")
+        return self
+
+    @property
+    def grounded(self) -> bool:
+        """Whether any object may touch the ground."""
+        return any(w > 0 for k, w in self.weights.items() if k != "floating")
+
+
+class FilmSpec(StrictModel):
+    """From linear radiance to display values (``simreal.render.film``)."""
+
+    tone: Literal["clip", "filmic"] = Field("clip", description="clip: linear values clipped at 1 (old tiers); "
+                                                               "filmic: ACES-fit tone curve")
+    auto_exposure: bool = Field(False, description="meter the frame's log-average luminance to 'key'")
+    key: Annotated[tuple[float, float], _range(0, 1, True, False, "values in (0, 1]")] = Field(
+        (0.12, 0.22), description="scene-linear mid grey the metered frame is exposed to (photo backgrounds: the "
+                                  "photo's own brightness is the key instead)")
 
 
 class DistractorSpec(StrictModel):
@@ -159,6 +227,8 @@ class RenderSpec(StrictModel):
     max_depth: int = Field(4, ge=1, le=64)
     filter: Literal["gaussian", "box"] = "gaussian"
     variant: str = "scalar_rgb"
+    denoise: bool = Field(False, description="Open Image Denoise on the beauty pass (needs the 'denoise' extra; "
+                                             "pair it with filter: box, see simreal.render.denoise)")
 
 
 class AnnotationSpec(StrictModel):
@@ -188,6 +258,8 @@ class SceneConfig(StrictModel):
     lighting: LightingSpec = Field(default_factory=LightingSpec)
     background: BackgroundSpec = Field(default_factory=BackgroundSpec)
     distractors: DistractorSpec = Field(default_factory=DistractorSpec)
+    placement: PlacementSpec = Field(default_factory=PlacementSpec, description="objects on the ground or floating")
+    film: FilmSpec = Field(default_factory=FilmSpec, description="exposure and tone curve")
     negatives: float = Field(0.0, ge=0.0, le=1.0)
     post: dict[str, Any] = Field(default_factory=dict)
     render: RenderSpec = Field(default_factory=RenderSpec)
@@ -207,6 +279,11 @@ class SceneConfig(StrictModel):
         if not v:
             raise ValueError("expected at least one object")
         return v
+
+    @property
+    def photographic(self) -> bool:
+        """Whether the photographic pipeline (auto-exposure, tone curve, compositing) finishes images."""
+        return self.film.tone != "clip" or self.film.auto_exposure
 
     @property
     def category_names(self) -> list[str]:

@@ -6,6 +6,7 @@ Results come back in completion order as ``(task, result, error)``; the driver a
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -25,12 +26,31 @@ def _call(fn: Callable[[Any], Any], task: Any) -> tuple[Any, str | None]:
         return None, detail
 
 
-def _init_worker(threads: int) -> None:
-    """One core per worker: cap the thread pools of numerical libraries before they load."""
+def _init_worker(threads: int, fast_exit: bool = False) -> None:
+    """One core per worker: cap the thread pools of numerical libraries before they load. With
+    ``fast_exit`` the worker skips the interpreter's teardown when the pool closes."""
+    import atexit
     import os
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if fast_exit:
+        atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """End a pool worker at once. By the time atexit runs, multiprocessing has already run its own
+    exit handler and every result has been sent; what remains (module teardown, a final garbage
+    collection, freeing Mitsuba's plugins) takes about 0.5 s per worker and the driver waits for it."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def run_inline(fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Outcome]:
@@ -46,15 +66,27 @@ _BROKEN = ("a worker process died (out of memory, or a script that calls simreal
 
 
 def run_local(
-    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, max_tasks_per_child: int = 400
+    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, max_tasks_per_child: int = 400,
+    fast_exit: bool = False,
 ) -> Iterator[Outcome]:
-    """Run tasks on a spawn-started process pool, a bounded number in flight."""
+    """Run tasks on spawn-started process pools, a bounded number in flight.
+
+    Workers are retired after about ``max_tasks_per_child`` tasks (bounding any memory growth) by
+    starting a fresh pool for every ``workers * max_tasks_per_child`` tasks. The executor's own
+    ``max_tasks_per_child`` is not used: it deadlocks as soon as a worker retires while tasks are
+    queued (CPython gh-115634, Python 3.11 to 3.14). ``fast_exit``: workers end without interpreter
+    teardown (only for functions that leave nothing to clean up at exit)."""
+    it = iter(tasks)
+    while batch := list(itertools.islice(it, max(1, workers * max_tasks_per_child))):
+        yield from _run_pool(fn, batch, workers, fast_exit)
+
+
+def _run_pool(fn: Callable[[Any], Any], tasks: list[Any], workers: int, fast_exit: bool) -> Iterator[Outcome]:
     ctx = mp.get_context("spawn")
     pending: dict[cf.Future[tuple[Any, str | None]], Any] = {}
     it = iter(tasks)
     with cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(1,),
-        max_tasks_per_child=max_tasks_per_child,
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(1, fast_exit),
     ) as pool:
         def submit_next() -> bool:
             try:
@@ -140,14 +172,16 @@ def map_tasks(
     executor: str = "local",
     workers: int = 1,
     address: str | None = None,
+    fast_exit: bool = False,
 ) -> Iterator[Outcome]:
-    """Map ``fn`` over ``tasks`` with the named executor ("local" or "ray")."""
+    """Map ``fn`` over ``tasks`` with the named executor ("local" or "ray"); ``fast_exit`` as in
+    :func:`run_local`."""
     if workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {workers}")
     if executor == "local":
         if workers == 1:
             return run_inline(fn, tasks)
-        return run_local(fn, tasks, workers)
+        return run_local(fn, tasks, workers, fast_exit=fast_exit)
     if executor == "ray":
         return run_ray(fn, tasks, workers, address)
     raise ConfigError(f"--executor: expected 'local' or 'ray', got {executor!r}")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from simreal.datasets.coco import extras
 from simreal.errors import ConfigError, DatasetError
 from simreal.nn.squeezedet import ConvDet
 from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
@@ -95,7 +96,7 @@ class DetectTask(Task):
             x, y, w, h = (float(v) for v in a["bbox"])
             boxes.append([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
             labels.append(self._by_name[name])
-            ignore.append(bool(a.get("ignore") or a.get("iscrowd")))
+            ignore.append(bool(extras(a).get("ignore") or a.get("iscrowd")))
             orig.append([x, y, w, h])
         return {"boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
                 "labels": np.asarray(labels, dtype=np.int64), "ignore": np.asarray(ignore, dtype=bool),

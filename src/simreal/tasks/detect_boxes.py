@@ -44,8 +44,8 @@ def anchor_grid(grid_hw: tuple[int, int], image_hw: tuple[int, int], shapes: tor
     (row, column, anchor); ``shapes`` (K, 2) are anchor (w, h) in input pixels."""
     gh, gw = grid_hw
     sy, sx = image_hw[0] / gh, image_hw[1] / gw
-    cy = (torch.arange(gh, dtype=torch.float32) + 0.5) * sy
-    cx = (torch.arange(gw, dtype=torch.float32) + 0.5) * sx
+    cy = (torch.arange(gh, dtype=torch.float32, device=shapes.device) + 0.5) * sy
+    cx = (torch.arange(gw, dtype=torch.float32, device=shapes.device) + 0.5) * sx
     yy, xx = torch.meshgrid(cy, cx, indexing="ij")
     k = shapes.shape[0]
     ctr = torch.stack([xx, yy], -1).reshape(gh * gw, 1, 2).expand(gh * gw, k, 2)

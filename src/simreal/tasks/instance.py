@@ -2,8 +2,8 @@
 
 Targets (per labelled image, at the training size): ``boxes`` (n, 4) xyxy scaled from the COCO boxes,
 ``labels`` 1..C matched by category *name*, ``masks`` (n, H, W) uint8 resized with nearest neighbour
-(from the 16-bit instance mask via ``instance_id``, else the annotation's RLE); instances marked
-``ignore``/``iscrowd`` are left out of training and become COCO crowd regions in evaluation. The
+(from the 16-bit instance mask via ``simreal.instance_id``, else the annotation's RLE); instances marked
+``simreal.ignore``/``iscrowd`` are left out of training and become COCO crowd regions in evaluation. The
 target also keeps what evaluation needs at the ORIGINAL resolution (boxes, RLE masks, areas).
 
 Predictions: detections (boxes at the input size, scores, labels, 28 x 28 mask probabilities, pasted
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from simreal.datasets.coco import extras
 from simreal.errors import DatasetError
 from simreal.nn.maskrcnn import Features, MaskRCNN
 from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
@@ -124,7 +125,7 @@ class InstanceTask(Task):
                                    f"{a.get('category_id')!r} not among the classes {self.class_names}")
             m = _instance_mask(dataset, inst, a, (oh, ow))
             x, y, w, h = (float(v) for v in a["bbox"])
-            is_crowd = bool(a.get("ignore") or a.get("iscrowd"))
+            is_crowd = bool(extras(a).get("ignore") or a.get("iscrowd"))
             orig_boxes.append([x, y, w, h])
             rles.append(mask_to_rle(m))
             areas.append(float(m.sum()))
@@ -244,7 +245,7 @@ class InstanceTask(Task):
 
 def _instance_mask(dataset: Any, inst: np.ndarray | None, ann: dict[str, Any], hw: tuple[int, int]) -> np.ndarray:
     """The annotation's full-resolution binary mask: its id in the instance mask, else its RLE, else its box."""
-    iid = ann.get("instance_id")
+    iid = extras(ann).get("instance_id")
     if inst is not None and iid is not None and inst.shape == hw:
         return inst == int(iid)
     if ann.get("segmentation"):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simreal.datasets.coco import extras
 from simreal.errors import ConfigError, DatasetError
 from simreal.tasks.base import FeatureLevel, Task, TaskModel
 
@@ -107,8 +108,9 @@ class SegmentTask(Task):
         lut[0] = 0
         sem = lut[inst]
         for a in dataset.anns(rec):
-            cls = IGNORE if a.get("ignore") or a.get("iscrowd") else self._index.get(a.get("category_id"), IGNORE)
-            iid = a.get("instance_id")
+            ignored = extras(a).get("ignore") or a.get("iscrowd")
+            cls = IGNORE if ignored else self._index.get(a.get("category_id"), IGNORE)
+            iid = extras(a).get("instance_id")
             if iid is not None:
                 if 0 < int(iid) < len(lut):
                     sem[inst == int(iid)] = cls
@@ -128,7 +130,7 @@ class SegmentTask(Task):
         present = np.zeros(self.num_classes, dtype=bool)
         for a in dataset.anns(rec):
             cls = self._index.get(a.get("category_id"))
-            if cls is not None and not (a.get("ignore") or a.get("iscrowd")):
+            if cls is not None and not (extras(a).get("ignore") or a.get("iscrowd")):
                 present[cls - 1] = True
         return {"mask": torch.from_numpy(sem.copy()), "present": present}
 

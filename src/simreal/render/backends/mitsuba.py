@@ -53,6 +53,8 @@ class MitsubaBackend:
             base: dict[str, Any] = {"type": "bitmap", "bitmap": mi.Bitmap(tex), "raw": False}
         else:
             base = {"type": "rgb", "value": [float(c) for c in m.base_color]}
+        if m.model == "diffuse":
+            return mi.load_dict({"type": "diffuse", "reflectance": base})
         return mi.load_dict({
             "type": "principled", "base_color": base,
             "roughness": float(m.roughness), "metallic": float(m.metallic),
@@ -80,12 +82,16 @@ class MitsubaBackend:
         p.update()
         return m
 
-    def _sensor(self, cam: Camera, labels: bool, spp: int, pixel_filter: str = "gaussian") -> dict[str, Any]:
+    def _sensor(self, cam: Camera, labels: bool, spp: int, pixel_filter: str = "gaussian",
+                window: tuple[int, int, int, int] | None = None) -> dict[str, Any]:
         mi = self.mi
         film: dict[str, Any] = {
             "type": "hdrfilm", "width": cam.width, "height": cam.height,
             "pixel_format": "rgb" if labels else "rgba",
         }
+        if window is not None:
+            film.update(crop_offset_x=int(window[0]), crop_offset_y=int(window[1]), crop_width=int(window[2]),
+                        crop_height=int(window[3]))
         if labels:
             film["rfilter"] = {"type": "box"}
             sampler = {"type": "stratified", "sample_count": 1, "jitter": False}
@@ -108,14 +114,17 @@ class MitsubaBackend:
     # rendering ------------------------------------------------------------
     def _scene(self, scene: SceneData, keep: list[int], shading: bool) -> Any:
         mi = self.mi
-        d: dict[str, Any] = {"type": "scene",
-                             "sensor": self._sensor(scene.camera, not shading, scene.spp, scene.pixel_filter)}
+        d: dict[str, Any] = {"type": "scene", "sensor": self._sensor(scene.camera, not shading, scene.spp,
+                                                                     scene.pixel_filter, scene.window)}
         if shading:
-            d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
-                               "hide_emitters": bool(scene.hide_environment)}
+            if scene.integrator == "direct":
+                d["integrator"] = {"type": "direct", "emitter_samples": 1, "bsdf_samples": 0,
+                                   "hide_emitters": bool(scene.hide_environment)}
+            else:
+                d["integrator"] = {"type": "path", "max_depth": int(scene.max_depth),
+                                   "hide_emitters": bool(scene.hide_environment)}
             if scene.env_image is not None:
-                img = np.ascontiguousarray(scene.env_image.astype(np.float32) / 255.0)
-                d["env"] = {"type": "envmap", "bitmap": mi.Bitmap(img), "scale": float(scene.env_scale)}
+                d["env"] = self._envmap(scene)
             elif scene.env_rgb is not None:
                 d["env"] = {"type": "constant", "radiance": {"type": "rgb", "value": list(scene.env_rgb)}}
             for i, light in enumerate(scene.lights):
@@ -128,6 +137,29 @@ class MitsubaBackend:
         out = mi.load_dict(d)
         self.scene_seconds += time.perf_counter() - t0
         return out
+
+    def _envmap(self, scene: SceneData) -> Any:
+        """The envmap emitter of ``scene``. Building one (its sampling distribution) takes a good
+        fraction of a second for a 1024x512 map, so emitters are kept per map array (the last 8) and
+        only their rotation and scale are updated."""
+        mi = self.mi
+        cache: list[tuple[np.ndarray, Any]] = self.__dict__.setdefault("_env_cache", [])
+        hit = next((e for img, e in cache if img is scene.env_image), None)
+        if hit is None:
+            img = scene.env_image
+            img = np.require(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img, np.float32,
+                             ["C", "W"])  # Mitsuba wants a writable buffer; cached maps are read-only
+            hit = mi.load_dict({"type": "envmap", "bitmap": mi.Bitmap(img)})
+            cache.append((scene.env_image, hit))
+            del cache[:-8]
+        m4 = np.eye(4)
+        if scene.env_to_world is not None:
+            m4[:3, :3] = scene.env_to_world
+        params = mi.traverse(hit)
+        params["to_world"] = mi.ScalarTransform4f(m4.tolist())
+        params["scale"] = float(scene.env_scale)
+        params.update()
+        return hit
 
     def _aov(self) -> Any:
         if "aov" not in _state:
@@ -142,7 +174,7 @@ class MitsubaBackend:
 
     def render(self, scene: SceneData) -> np.ndarray:
         """Linear RGBA float32 (H, W, 4), exposure applied; alpha is coverage by geometry where the
-        environment is hidden (compositing), else 1."""
+        environment is hidden (compositing), else 1. With ``scene.window`` set, only that crop."""
         rgba, _ = self.render_with_labels(scene, labels=False)
         return rgba
 
@@ -152,6 +184,10 @@ class MitsubaBackend:
         self._last = (scene, mscene)
         out = self._timed_render(mscene, seed=int(scene.seed) & 0x7FFFFFFF)
         out[..., :3] *= float(2.0 ** scene.exposure)
+        if scene.env_tint is not None:
+            if scene.lights:
+                raise ValueError("env_tint needs the environment to be the only light (bake it into the map)")
+            out[..., :3] *= np.asarray(scene.env_tint, np.float32)
         lab = None
         if labels:
             sensor = self.mi.load_dict(self._sensor(scene.camera, True, 1))
