@@ -5,6 +5,7 @@ torchvision's default heads (baseline), and the cost of multi-level DANN on top.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -40,7 +41,11 @@ def _images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
     return x, targets
 
 
-def _cpu_per_step(step: object, reps: int = 6) -> float:
+REPS = 6  # timed steps per measurement (after 2 warm-up steps); --reps N overrides
+
+
+def _cpu_per_step(step: object) -> float:
+    reps = REPS
     for i in range(reps + 2):
         if i == 2:
             t0 = time.process_time()
@@ -71,6 +76,10 @@ def measure(name: str, opts: dict, cfg: TrainConfig, sources: list[ArraySource])
 
 
 def main() -> None:
+    global REPS
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reps", type=int, default=REPS, help="timed steps per measurement (a busy machine: fewer)")
+    REPS = ap.parse_args().reps
     torch.set_num_threads(1)
     cfg = load_config(TrainConfig, Path(__file__).resolve().parents[1] / "configs/train/instance_cpu.yaml")
     gen = torch.Generator().manual_seed(0)
@@ -78,7 +87,8 @@ def main() -> None:
     for d in range(3):
         x, t = _images(16, gen)
         sources.append(ArraySource(f"d{d}", d, x, t))
-    print(f"load average {os.getloadavg()[0]:.1f}; {SIZE} px, {PER_DOMAIN} images x 3 domains per step, 1 thread")
+    print(f"load average {os.getloadavg()[0]:.1f}; {SIZE} px, {PER_DOMAIN} images x 3 domains per step, 1 thread, "
+          f"{REPS} timed steps")
     print("| model | train CPU-s/step | + multi-level DANN | inference CPU-s/image | parameters |")
     print("|---|---|---|---|---|")
     small = cfg.instance.model_dump()

@@ -26,7 +26,7 @@ def test_bench_rare_object_quick_cli(tmp_path: Path, capsys, monkeypatch) -> Non
         assert f"| classifier (ResNet-18) | {row} |" in text
     assert "Targets:" in text and "AUC points over" in text and "Model selection: `last`" in text
     res = json.loads((out / "results.json").read_text())
-    assert len(res["results"]) == 4 and all(0.0 <= r["auc"] <= 1.0 for r in res["results"])
+    assert len(res["results"]) == 4 and all(0.0 <= r["auc"] <= 1.0 for r in res["results"]) and res["complete"]
     assert (out / "rare_object_table.md").is_file() and (out / "log.txt").is_file()
     assert (out / "data/seed0/real_test/annotations.json").is_file()
     assert len(list((tmp_path / "cache/bench/rare_object").glob("backbone-*.safetensors"))) == 1

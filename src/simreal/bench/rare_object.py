@@ -201,7 +201,8 @@ def _write_seed_task(spec: dict[str, Any]) -> dict[str, str]:
 
 def run_benchmark(cfg: RareObjectConfig, out: Path, log: Callable[[str], None] = print,
                   progress: bool = True) -> dict[str, Any]:
-    """Data for every seed, then every (architecture, row, seed) in a process pool; results.json in ``out``."""
+    """Data for every seed, then every (architecture, row, seed) in a process pool; results.json in ``out``
+    (rewritten after every row with ``complete: false``, so an interrupted run keeps its finished rows)."""
     from simreal.runtime.executors import map_tasks
     from simreal.runtime.io import atomic_write_json
     from simreal.runtime.progress import make_progress
@@ -238,12 +239,14 @@ def run_benchmark(cfg: RareObjectConfig, out: Path, log: Callable[[str], None] =
             if err:
                 raise RuntimeError(f"rare-object {spec['arch']} / {spec['row']} / seed {spec['seed']}: {err}")
             results.append(res)
+            atomic_write_json(out / "results.json", {"config": _jsonable(asdict(cfg)), "results": results,
+                                                     "wall_s": time.perf_counter() - t0, "complete": False})
             log(f"{res['arch']:<10} {res['row']:<28} seed {res['seed']}: AUC {res['auc']:.3f} "
                 f"({res['train_s']:.0f} s)")
             if bar is not None:
                 prog.advance(bar, 1)
     wall = time.perf_counter() - t0
-    summary = {"config": _jsonable(asdict(cfg)), "results": results, "wall_s": wall}
+    summary = {"config": _jsonable(asdict(cfg)), "results": results, "wall_s": wall, "complete": True}
     atomic_write_json(out / "results.json", summary)
     return summary
 
@@ -278,6 +281,8 @@ def format_table(summary: dict[str, Any]) -> str:
             lines.append(f"| {ARCH_TITLES[arch]} | {row} | {_ms([x['auc'] for x in rs])} | " + " | ".join(ap) + " |")
     lines += ["", "Model selection: `last` (fixed steps; no target labels). "
               f"Wall time: {summary['wall_s'] / 60:.1f} min with {cfg['workers']} worker processes."]
+    if summary.get("complete") is False:
+        lines.append("**Incomplete run**: only the rows above finished.")
     lines += ["", *targets_report(summary)]
     return "\n".join(lines)
 
