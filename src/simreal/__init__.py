@@ -8,6 +8,8 @@ object); the ``simreal`` command is a thin layer over exactly these:
   ``simreal.refine.apply(run, source, out)`` and ``simreal.refine.evaluate(run, ...)``
 * ``simreal.train(config, out)`` -> :class:`simreal.adapt.api.TrainResult`
 * ``simreal.evaluate(run, data)`` -> :class:`simreal.adapt.api.EvalResult`
+* ``simreal.anonymize(data, out, private_label=...)`` -> :class:`simreal.privacy.fit.AnonymizeResult`;
+  ``simreal.anonymize.apply(run, data, out)``, ``.audit(original, anonymized, ...)``, ``.sweep(...)``
 * ``simreal.load_run(run)`` -> :class:`simreal.adapt.api.LoadedRun` (config, task, model, metadata)
 * ``simreal.triage(config, ...)`` -> :class:`simreal.triage.pipeline.TriageResult`;
   ``simreal.triage.rank_folder(folder, ...)`` and ``simreal.triage.export_reviewed(folder, out)``
@@ -27,14 +29,16 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
+    from simreal import privacy as anonymize
     from simreal import refine, render, triage
     from simreal.adapt.api import evaluate, load_run, train
 
-__all__ = ["__version__", "evaluate", "load_run", "refine", "render", "train", "triage"]
+__all__ = ["__version__", "anonymize", "evaluate", "load_run", "refine", "render", "train", "triage"]
 
 _LAZY = {
     "render": ("simreal.render", None),
     "refine": ("simreal.refine", None),
+    "anonymize": ("simreal.privacy", None),
     "train": ("simreal.adapt.api", "train"),
     "evaluate": ("simreal.adapt.api", "evaluate"),
     "load_run": ("simreal.adapt.api", "load_run"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simreal.errors import ConfigError
 
@@ -117,3 +117,40 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
     return out
+
+
+DEVICE_DESCRIPTION = ("where networks run: auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps; "
+                      "a run may resume on another device")
+PRECISION_DESCRIPTION = ("32 (float32), 16-mixed (float16 autocast + gradient scaling) or bf16-mixed (bfloat16 "
+                         "autocast); mixed precision is meant for CUDA")
+DETERMINISTIC_DESCRIPTION = ("deterministic algorithms on the GPU (torch.use_deterministic_algorithms, cuDNN "
+                             "deterministic, no cuDNN autotuning): slower; the CPU is deterministic anyway "
+                             "(docs/devices.md)")
+
+
+class ComputeSettings(StrictModel):
+    """Execution settings shared by the training configs (``device``, ``precision``, ``deterministic``): a run
+    may resume with other values (they are volatile keys of the run store)."""
+
+    device: str = Field("auto", description=DEVICE_DESCRIPTION)
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = Field("32", description=PRECISION_DESCRIPTION)
+    deterministic: bool = Field(False, description=DETERMINISTIC_DESCRIPTION)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from simreal.runtime.device import DEVICE_PATTERN
+
+        s = str(v).strip().lower()
+        if not DEVICE_PATTERN.match(s):
+            raise ValueError(f"{v!r} is not a device (expected auto, cpu, cuda, cuda:N or mps)")
+        return s
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any) -> Any:
+        return "32" if v in (32, "32-true", "fp32", "float32") else str(v) if isinstance(v, int) else v
+
+
+COMPUTE_VOLATILE = ("device", "precision", "deterministic")
+"""Keys of :class:`ComputeSettings`: they do not define the experiment, so a run resumes with other values."""

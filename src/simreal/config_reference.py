@@ -19,6 +19,8 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
     "render": ("simreal.render.spec", "SceneConfig", "`simreal render --config scene.yaml`"),
     "refine": ("simreal.refine.config", "RefinerConfig", "`simreal refine train --config refiner.yaml`"),
     "train": ("simreal.adapt.config", "TrainConfig", "`simreal train --config train.yaml`"),
+    "anonymize": ("simreal.privacy.config", "AnonymizeConfig", "`simreal anonymize train --config anon.yaml`"),
+    "audit": ("simreal.privacy.config", "AuditConfig", "`simreal anonymize audit --config audit.yaml`"),
     "triage": ("simreal.triage.config", "TriageConfig", "`simreal triage run triage.yaml`"),
     "faces_extract": ("simreal.faces.extract", "ExtractConfig", "`simreal faces extract --config extract.yaml`"),
     "faces_render": ("simreal.faces.render", "FaceRenderConfig", "`simreal faces render --config faces.yaml`"),
@@ -64,6 +66,8 @@ def _default(f: FieldInfo) -> str:
         value = f.default
     if isinstance(value, BaseModel):
         return "(section)"
+    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        value = [v.model_dump(mode="json", exclude_defaults=True) for v in value]
     if isinstance(value, tuple):
         value = list(value)
     text = json.dumps(value, default=str)
@@ -90,7 +94,7 @@ def markdown() -> str:
     """docs/config.md: one table per config section (key, type, default, description)."""
     lines = ["# Config reference", "",
              "Generated from the pydantic models by `simreal config docs --out docs/config.md`; do not edit by hand.",
-             "The JSON schema of each config: `simreal config schema render|refine|train`.", ""]
+             f"The JSON schema of each config: `simreal config schema {'|'.join(CONFIGS)}`.", ""]
     for name, (_, _, usage) in CONFIGS.items():
         model = config_model(name)
         lines += [f"## {name}", "", f"{(model.__doc__ or '').strip().splitlines()[0]} Used by {usage}.", ""]

@@ -43,7 +43,8 @@ def _run(args: list, capsys) -> tuple[int, str, str]:
 def test_fid_kid_pca_with_pixel_features(sets: dict[str, Path], capsys) -> None:
     j = sets["root"] / "fid.json"
     code, out, err = _run(
-        ["metrics", "fid", sets["a"], sets["a"], "--extractor", "pixels", "--allow-few-samples", "--json", j],
+        ["metrics", "fid", sets["a"], sets["a"], "--extractor", "pixels", "--allow-few-samples", "--json", j,
+         "--device", "cpu"],
         capsys,
     )
     assert code == 0, err

@@ -110,6 +110,8 @@ def test_train_apply_eval(data: dict[str, Path], capsys: pytest.CaptureFixture[s
             run,
             "--set",
             f"model={model}",
+            "--device",  # explicitly on the CPU: what --device auto picks here, also on a GPU machine
+            "cpu",
         ],
         capsys,
     )
@@ -138,7 +140,7 @@ def test_train_apply_eval(data: dict[str, Path], capsys: pytest.CaptureFixture[s
 
     refined = data["root"] / f"refined-{model}"
     code, out, err = run_cli(
-        ["refine", "apply", "--run", run, "--source", data["src"], "--out", refined], capsys
+        ["refine", "apply", "--run", run, "--source", data["src"], "--out", refined, "--device", "cpu"], capsys
     )
     assert code == 0, err
     src, ref = Dataset.open(data["src"]), Dataset.open(refined)
@@ -175,6 +177,8 @@ def test_train_apply_eval(data: dict[str, Path], capsys: pytest.CaptureFixture[s
             "4",
             "--kid-subsets",
             "3",
+            "--device",
+            "cpu",
         ],
         capsys,
     )

@@ -40,8 +40,8 @@ selection: {{policy: last}}
 checkpoint_every: 3
 """)
     run = tmp_path / "run"
-    assert main(["train", "--config", str(train_cfg), "--out", str(run), "--quiet"]) == 0
-    assert main(["eval", "--run", str(run), "--data", str(real)]) == 0
+    assert main(["train", "--config", str(train_cfg), "--out", str(run), "--quiet", "--device", "cpu"]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(real), "--device", "cpu"]) == 0
     metrics = json.loads(next(run.rglob("metrics.json")).read_text())
     assert set(metrics["per_class_accuracy"]) == {"background", "canister"}
 
@@ -67,7 +67,7 @@ selection: {{policy: last}}
 checkpoint_every: 2
 {extra}""")
         run = tmp_path / f"run_{task}"
-        assert main(["train", "--config", str(train_cfg), "--out", str(run), "--quiet"]) == 0
-        assert main(["eval", "--run", str(run), "--data", str(syn)]) == 0
+        assert main(["train", "--config", str(train_cfg), "--out", str(run), "--quiet", "--device", "cpu"]) == 0
+        assert main(["eval", "--run", str(run), "--data", str(syn), "--device", "cpu"]) == 0
         metrics = json.loads(next(run.rglob("metrics.json")).read_text())
         assert ("mAP" in metrics) if task == "detect" else ("miou" in metrics)

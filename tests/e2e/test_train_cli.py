@@ -59,7 +59,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, method, data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     for f in ("config.yaml", "metrics.jsonl", "report.md", "log.txt", "checkpoints/final.safetensors",
               "checkpoints/final.json", "loss.png"):
         assert (run / f).is_file(), f
@@ -67,7 +67,7 @@ def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> 
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     if method == "dann":
         assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "real"
     m = json.loads((rep / "metrics.json").read_text())
     assert 0.0 <= m["accuracy"] <= 1.0 and "roc_auc" in m and "confusion_matrix" in m
@@ -98,10 +98,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path, data:
     cfg = cfg.replace("optim: {steps: 30, batch_per_domain: 8}", "optim: {steps: 400, batch_per_domain: 8}")
     (tmp_path / "long.yaml").write_text(cfg)
     full, part = tmp_path / "full", tmp_path / "part"
-    assert main(["train", "--config", str(tmp_path / "long.yaml"), "--out", str(full), "--quiet"]) == 0
-    cmd = [sys.executable, "-m", "simreal", "train", "--config", str(tmp_path / "long.yaml"), "--out", str(part), "-q"]
+    args = ["train", "--config", str(tmp_path / "long.yaml"), "--quiet", "--device", "cpu"]
+    assert main([*args, "--out", str(full)]) == 0
+    cmd = [sys.executable, "-m", "simreal", *args, "--out", str(part)]
     _kill_after_checkpoint(cmd, part, "step_00000020.json")
-    assert main(["train", "--config", str(tmp_path / "long.yaml"), "--out", str(part), "--quiet"]) == 0
+    assert main([*args, "--out", str(part)]) == 0
     assert "resuming from step_000000" in (part / "log.txt").read_text()
     from safetensors.torch import load_file
 
@@ -144,7 +145,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, data: dict[str, Path], capsy
     # nothing already written is lost: a different config into an existing run folder is refused
     run = tmp_path / "r6"
     assert main(["train", "--config", str(_config(tmp_path, "mixed", data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     before = (run / "checkpoints/final.safetensors").read_bytes()
     assert main(["train", "--config", str(bad_method.with_name("dann.yaml")), "--out", str(run)]) == 2
     assert "different config" in capsys.readouterr().err

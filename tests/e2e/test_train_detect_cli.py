@@ -67,14 +67,14 @@ def test_detect_train_then_eval_cli(tmp_path: Path, data: dict[str, Path]) -> No
     torch.set_num_threads(1)
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     for f in ("report.md", "loss.png", "disc_acc.png", "checkpoints/final.safetensors", "summary.json"):
         assert (run / f).is_file(), f
     meta = json.loads((run / "checkpoints/final.json").read_text())
     assert meta["task"] == "detect" and len(meta["task_state"]["fitted_anchors"]) == 2
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "real"
     m = json.loads((rep / "metrics.json").read_text())
     for k in ("precision", "recall", "f1", "mAP", "AP50", "image_roc_auc", "image_ap"):

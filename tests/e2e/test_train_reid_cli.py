@@ -44,13 +44,13 @@ checkpoint_every: 20
 def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"], method)), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     meta = json.loads((run / "checkpoints" / "final.json").read_text())
     assert meta["task"] == "reid" and meta["task_state"] == {"num_ids": 10}
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("disc_acc/0" in r for r in recs) and any("select/source_val" in r for r in recs)
     # query/gallery splits on a dataset of unseen identities
-    assert main(["eval", "--run", str(run), "--data", str(data["test"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["test"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "test"
     m = json.loads((rep / "metrics.json").read_text())
     assert m["num_query"] == 8 and m["num_gallery"] == 24 and m["query_gallery"] == "query/gallery splits"
@@ -60,7 +60,8 @@ def test_train_then_eval(tmp_path: Path, data: dict[str, Path], method: str) -> 
     text = (rep / "report.md").read_text()
     assert "| rank1 |" in text and "| mAP |" in text and "![cmc](cmc.png)" in text and (rep / "cmc.png").is_file()
     # a plain identity folder (camera from the _c<N> file names), all vs all
-    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--out", str(tmp_path / "ev")]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--out", str(tmp_path / "ev"),
+                 "--device", "cpu"]) == 0
     m2 = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m2["num_query"] == 24 and m2["query_gallery"] == "all vs all"
 

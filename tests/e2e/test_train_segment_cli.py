@@ -40,12 +40,12 @@ checkpoint_every: 20
 def test_train_dann_then_eval(tmp_path: Path, data: dict[str, Path]) -> None:
     run = tmp_path / "run"
     assert main(["train", "--config", str(_config(tmp_path, data["syn"], data["real"])), "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--device", "cpu"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("disc_acc/0" in r and "disc_acc/1" in r for r in recs)
     assert any("select/iwv" in r and "source_val" in r for r in recs)
     assert "iwv" in (run / "report.md").read_text()
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0
     rep = run / "eval" / "real"
     m = json.loads((rep / "metrics.json").read_text())
     assert 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["pixel_accuracy"] <= 1.0
@@ -59,7 +59,7 @@ def test_finetune_resets_decoder_head(tmp_path: Path, data: dict[str, Path]) -> 
     cfg = _config(tmp_path, data["syn"], data["real"], method="finetune", real_labelled=True)
     run = tmp_path / "ft"
     assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet", "--set", "optim.steps=10",
-                 "--set", "selection.policy=last"]) == 0
+                 "--set", "selection.policy=last", "--device", "cpu"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert recs[-1]["phase"] == "finetune" and recs[-1]["step"] == 20
     meta = json.loads((run / "checkpoints" / "final.json").read_text())
@@ -81,7 +81,7 @@ def test_adda_adapts_the_encoder(tmp_path: Path, data: dict[str, Path]) -> None:
     cfg = _config(tmp_path, data["syn"], data["real"], method="adda")
     run = tmp_path / "adda"
     assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet", "--set", "optim.steps=10",
-                 "--set", "method.adda_steps=10", "--set", "selection.policy=source_val"]) == 0
+                 "--set", "method.adda_steps=10", "--set", "selection.policy=source_val", "--device", "cpu"]) == 0
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any(r["phase"] == "adapt" and "disc_acc/1" in r for r in recs)
-    assert main(["eval", "--run", str(run), "--data", str(data["real"])]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(data["real"]), "--device", "cpu"]) == 0

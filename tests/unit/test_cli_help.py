@@ -30,7 +30,8 @@ def _commands() -> list[tuple[list[str], object]]:
 
 COMMANDS = _commands()
 WITH_PROGRESS = {("render",), ("train",), ("refine", "train"), ("refine", "apply"), ("metrics", "fid"),
-                 ("metrics", "kid"), ("metrics", "pca")}
+                 ("metrics", "kid"), ("metrics", "pca"), ("anonymize", "train"), ("anonymize", "apply"),
+                 ("anonymize", "audit"), ("anonymize", "sweep"), ("anonymize", "digits")}
 
 
 def _help(path: list[str]) -> str:

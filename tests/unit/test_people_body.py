@@ -114,6 +114,20 @@ def test_same_inputs_same_bytes() -> None:
     assert a.vertices.tobytes() == b.vertices.tobytes()
 
 
+def test_posing_leaves_autograd_on_for_the_rest_of_the_process() -> None:
+    """simreal.render (people) then simreal.refine / train in one process: posing must not switch
+    gradients off globally."""
+    import torch
+
+    from simreal.render.people.body import pose_body
+
+    pose_body({"height": 0.4})
+    assert torch.is_grad_enabled()
+    w = torch.ones(2, requires_grad=True)
+    (w * 3).sum().backward()
+    assert w.grad is not None and float(w.grad[0]) == 3.0
+
+
 def test_unbuildable_cache_is_one_clear_error(tmp_path, monkeypatch) -> None:
     from simreal.render.people import anny_cache
 

@@ -5,6 +5,7 @@ import torch
 from simreal.bench.digits_data import real_digits_split, render_digits
 from simreal.metrics.fid import fid_from_features
 from simreal.refine import refine_arrays
+from simreal.refine.arrays import train_array_refiner
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +44,10 @@ def test_refinement_moves_pixel_statistics_towards_real(digits: tuple[np.ndarray
     out = refine_arrays(syn, real, seed=0, steps=200)
     assert 0 < np.mean(out != syn) < 0.5  # changed, but mostly the same digits
     assert _pixel_fid(out, real) < 0.95 * _pixel_fid(syn, real)
+
+
+def test_refiner_trains_on_the_device_it_is_given(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """``meta`` stands in for a GPU: a batch or index left on the host, or a model not moved, fails here."""
+    syn, real = digits
+    model = train_array_refiner(syn[:16], real[:16], seed=0, steps=2, device="meta")
+    assert {p.device.type for p in model.parameters()} == {"meta"}

@@ -96,7 +96,7 @@ def test_aggan_with_fixed_mask_changes_nothing_outside() -> None:
     model.att_B = _FixedMask(mask)
     for epoch in (0, 1):  # before and after the switch epoch (masked discriminators, no norm)
         losses = model.train_step(_flat(2), (_flat(2) + SHIFT).clamp(-1, 1), None, None, epoch)
-        assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     assert not model.D_B.norm_enabled
     x = _flat(3)
     with torch.no_grad():

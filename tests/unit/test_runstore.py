@@ -129,3 +129,67 @@ def test_named_models_are_safetensors_with_json(tmp_path: Path) -> None:
     assert meta == {"classes": ["a"]} and state.keys() == net.state_dict().keys()
     with pytest.raises(RunError, match="no best model"):
         store.load_model_state("best")
+
+
+def test_checkpoint_moves_across_dtypes_and_devices(tmp_path: Path) -> None:
+    """A checkpoint written from a float64 model holds host tensors and resumes a float32 model: parameters
+    and Adam moments are cast to the parameters' dtype by the same loading code that moves them to the
+    parameters' device (Optimizer.load_state_dict), so a GPU run resumes on a CPU and back."""
+    store, _ = RunStore.prepare(tmp_path / "r", "toy", Cfg())
+    a = _net().double()
+    opt_a = torch.optim.Adam(a.parameters(), 1e-2)
+    for i in range(3):
+        opt_a.zero_grad()
+        a(torch.full((2, 4), float(i), dtype=torch.float64)).pow(2).sum().backward()
+        opt_a.step()
+    a[0].weight.data = a[0].weight.data.t().contiguous().t()  # a non-contiguous parameter is saved contiguous
+    ck = store.save_checkpoint(3, {"model": a}, {"opt": opt_a})
+    from safetensors.torch import load_file
+
+    raw = load_file(str(ck.path))
+    assert all(t.device.type == "cpu" and t.is_contiguous() for t in raw.values())
+    assert raw["model.0.weight"].dtype == torch.float64
+    b = _net()
+    opt_b = torch.optim.Adam(b.parameters(), 1e-2)
+    store.load_checkpoint(ck, {"model": b}, {"opt": opt_b}, map_location="cpu")
+    assert b[0].weight.dtype == torch.float32
+    assert torch.allclose(b[0].weight.double(), a[0].weight, atol=1e-7)
+    m = opt_b.state[b[0].weight]["exp_avg"]
+    assert m.dtype == torch.float32 and torch.allclose(m.double(), opt_a.state[a[0].weight]["exp_avg"], atol=1e-7)
+
+
+def test_follower_reads_but_writes_nothing(tmp_path: Path) -> None:
+    store, _ = RunStore.prepare(tmp_path / "r", "toy", Cfg())
+    net = _net()
+    store.save_checkpoint(1, {"model": net})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    f = store.follower()
+    assert f.latest_checkpoint() is not None and f.latest_checkpoint().step == 1  # reads
+    f.load_checkpoint(f.latest_checkpoint(), {"model": _net()})
+    f.save_checkpoint(2, {"model": net})
+    f.save_model("final", net, {"a": 1})
+    f.log_metrics({"step": 2})
+    f.save_sample("x.png", b"png")
+    f.update_info(extra=1)
+    f.truncate_metrics(0)
+    f.logger("train").info("not written")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert "extra" not in json.loads((tmp_path / "r" / "run.json").read_text())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_checkpoint_resumes_on_the_cpu_and_back(tmp_path: Path) -> None:
+    store, _ = RunStore.prepare(tmp_path / "r", "toy", Cfg())
+    a = _net().cuda()
+    opt_a = torch.optim.Adam(a.parameters(), 1e-2)
+    _steps(a, opt_a, 0, 3)
+    ck = store.save_checkpoint(3, {"model": a}, {"opt": opt_a})
+    b = _net()
+    opt_b = torch.optim.Adam(b.parameters(), 1e-2)
+    store.load_checkpoint(ck, {"model": b}, {"opt": opt_b})
+    assert all(p.device.type == "cpu" for p in b.parameters())
+    assert opt_b.state[next(b.parameters())]["exp_avg"].device.type == "cpu"
+    c = _net().cuda()
+    opt_c = torch.optim.Adam(c.parameters(), 1e-2)
+    store.load_checkpoint(ck, {"model": c}, {"opt": opt_c})
+    assert opt_c.state[next(c.parameters())]["exp_avg"].device.type == "cuda"

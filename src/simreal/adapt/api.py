@@ -14,11 +14,15 @@ import torch
 from simreal.adapt.config import TrainConfig
 from simreal.adapt.selection import predict_all
 from simreal.adapt.trainer import Trainer
-from simreal.config import load_config
+from simreal.config import COMPUTE_VOLATILE, load_config
 from simreal.datasets.augment import Augmenter
 from simreal.datasets.contract import Dataset
 from simreal.datasets.torchdata import FolderSource
 from simreal.errors import ConfigError, DatasetError, RunError
+from simreal.nn.syncbn import convert_sync_batchnorm
+from simreal.runtime.compute import Compute, compute
+from simreal.runtime.device import resolve_device
+from simreal.runtime.distributed import on_main
 from simreal.runtime.io import atomic_write_json
 from simreal.runtime.progress import close_logger
 from simreal.runtime.runstore import RunStore
@@ -209,17 +213,27 @@ class LoadedRun:
 
 
 RUN_KIND = "train"
-VOLATILE = ("device",)  # config keys that may change when a run is resumed (they do not change the result)
+VOLATILE = (*COMPUTE_VOLATILE, "data.workers")  # config keys a resumed run may change (they do not define it)
 
 
 def train(config: TrainConfig | str | Path | dict[str, Any], out: str | Path, *,
-          overrides: dict[str, Any] | None = None, progress: bool = True) -> TrainResult:
+          overrides: dict[str, Any] | None = None, progress: bool = True, device: str | None = None,
+          precision: str | None = None) -> TrainResult:
     """Train per ``config`` (a TrainConfig, a YAML path or a dict) into the run folder ``out``; rerunning
-    with the same config resumes from the last checkpoint."""
-    cfg = load_config(TrainConfig, config, overrides)
+    with the same config resumes from the last checkpoint (on any device: ``device`` and ``precision``
+    override the config's). Under torchrun each process trains its share of every batch (data parallel)
+    and rank 0 writes the run folder; the result is the same as one process's."""
+    ov = dict(overrides or {})
+    ov.update({k: v for k, v in (("device", device), ("precision", precision)) if v is not None})
+    cfg = load_config(TrainConfig, config, ov)
     out = Path(out)
     if (out / "config.yaml").is_file() and not (out / "run.json").is_file():
         raise RunError(f"{out}: a run folder of an older simreal (no run.json); use a new --out")
+    with compute(cfg.device, cfg.precision, cfg.deterministic) as ctx:
+        return _train(cfg, out, ctx, progress)
+
+
+def _train(cfg: TrainConfig, out: Path, ctx: Compute, progress: bool) -> TrainResult:
     task, sources, val, tval = build_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, task)
@@ -227,17 +241,25 @@ def train(config: TrainConfig | str | Path | dict[str, Any], out: str | Path, *,
         from simreal.adapt.multilevel import resolve_levels
 
         resolve_levels(cfg.method, model)
-    store, resumed = RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE)
+    if ctx.dist.active and cfg.optim.sync_batchnorm:
+        model = convert_sync_batchnorm(model, ctx.device)
+    store, _ = on_main(lambda: RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE))
+    store = store if ctx.is_main else store.follower()
     log = store.logger("train")
     ck = store.latest_checkpoint()
     if ck is not None:
         store.truncate_metrics(ck.step)
         log.info("resuming from %s", ck.path.name)
-    log.info("task=%s method=%s domains=%s", cfg.task, cfg.method.name, [s.name for s, _ in sources])
+    log.info("task=%s method=%s domains=%s device=%s precision=%s processes=%d", cfg.task, cfg.method.name,
+             [s.name for s, _ in sources], ctx.device, ctx.precision, ctx.dist.world_size)
     trainer = Trainer(task, model, sources, cfg.method, cfg.optim, cfg.selection, cfg.seed, val=val, target_val=tval,
                       store=store, checkpoint_every=cfg.checkpoint_every, progress=progress,
-                      on_log=lambda r: log.info(json.dumps(r)), keep_checkpoints=cfg.keep_checkpoints)
+                      on_log=lambda r: log.info(json.dumps(r)), keep_checkpoints=cfg.keep_checkpoints, compute=ctx,
+                      workers=cfg.data.workers)
     result = trainer.fit()
+    if not ctx.is_main:  # rank 0 writes the model, summary and report
+        close_logger(log)
+        return TrainResult(out, result.selection, {})
     meta = {"task": cfg.task, "arch": cfg.model.arch, "classes": task.class_names, "method": cfg.method.name,
             "selection": result.selection, "image_size": list(cfg.data.image_size), "channels": cfg.data.channels,
             "domains": [s.name for s, _ in sources], "task_state": getattr(task, "state", dict)()}
@@ -255,8 +277,9 @@ def train(config: TrainConfig | str | Path | dict[str, Any], out: str | Path, *,
     return TrainResult(out, result.selection, summary)
 
 
-def load_run(run: str | Path) -> LoadedRun:
-    """The config, task and selected model (eval mode) of a finished training run."""
+def load_run(run: str | Path, device: str | None = "cpu") -> LoadedRun:
+    """The config, task and selected model (eval mode, on ``device``) of a finished training run; the
+    checkpoint is device-agnostic (CPU tensors), wherever it was trained."""
     run = Path(run)
     store = RunStore.open(run, RUN_KIND)
     cfg = store.config(TrainConfig)
@@ -267,14 +290,17 @@ def load_run(run: str | Path) -> LoadedRun:
     from simreal.nn.weights import load_into
 
     load_into(model, state, str(store.model_path("final")))
+    model.to(resolve_device(device))
     model.eval()
     return LoadedRun(run, cfg, task, model, meta)
 
 
-def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None) -> EvalResult:
-    """Evaluate the run's selected model on the labelled dataset ``data``; writes report.md, metrics.json
-    and plots into ``out`` (default ``RUN/eval/<dataset name>``)."""
-    cfg, task, model, meta = load_run(run)
+def evaluate(run: str | Path, data: str | Path, out: str | Path | None = None, *,
+             device: str | None = "auto") -> EvalResult:
+    """Evaluate the run's selected model on the labelled dataset ``data`` (on ``device``); writes report.md,
+    metrics.json and plots into ``out`` (default ``RUN/eval/<dataset name>``)."""
+    resolve_device(device)  # a device that is absent fails before anything is read
+    cfg, task, model, meta = load_run(run, device)
     ds = Dataset.open(data)
     if ds.categories and task.shared_classes and not _same_classes(_class_list(ds, cfg.task), meta["classes"]):
         raise DatasetError(f"{data}: class list {_class_list(ds, cfg.task)} differs from the run's {meta['classes']}")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from simreal.config import StrictModel
+from simreal.config import ComputeSettings, StrictModel
 from simreal.datasets.augment import AugmentConfig
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.instance_config import InstanceConfig
@@ -38,6 +38,8 @@ class DataConfig(StrictModel):
                                                      "selection.allow_target_labels (oracle selection)")
     image_size: tuple[int, int] = Field((64, 64), description="(height, width) images are resized to")
     channels: Literal[1, 3] = Field(3, description="1 (grey) or 3 (RGB) input channels")
+    workers: int = Field(0, ge=0, description="data-loader processes preparing batches ahead of the training loop "
+                         "(0: in the loop); batches are a function of the step, so results do not depend on it")
 
 
 class ModelConfig(StrictModel):
@@ -135,11 +137,15 @@ class OptimConfig(StrictModel):
     """Optimisation of the task model."""
 
     steps: int = Field(1000, ge=1, description="training steps (the pre-training phase of adda and finetune)")
-    batch_per_domain: int = Field(32, ge=1, description="images drawn from each domain per step")
+    batch_per_domain: int = Field(32, ge=1, description="images drawn from each domain per step "
+                                  "(the global batch: each of N data-parallel processes takes 1/N of it)")
     lr: float = Field(1e-3, gt=0.0, description="Adam(W) learning rate")
     weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay (0: Adam)")
     lr_schedule: Literal["constant", "dann", "cosine"] = Field(
         "dann", description="learning-rate factor per phase: constant, dann = 1 / (1 + 10 p)^0.75, or cosine")
+    sync_batchnorm: bool = Field(True, description="data-parallel runs (--nproc, torchrun): BatchNorm statistics "
+                                 "over the global batch, so the result does not depend on the number of processes; "
+                                 "false: per-process statistics (faster)")
 
 
 class SelectionConfig(StrictModel):
@@ -170,8 +176,9 @@ class ReidOptions(StrictModel):
     normalize: bool = Field(True, description="L2-normalise embeddings before the Euclidean distance")
 
 
-class TrainConfig(StrictModel):
-    """A training run: task, data domains, model, adaptation method, optimisation and selection."""
+class TrainConfig(ComputeSettings):
+    """A training run: task, data domains, model, adaptation method, optimisation and selection; where it
+    runs (``device``, ``precision``, ``deterministic``)."""
 
     task: str = Field("classify", description="classify | segment | detect | instance | reid (the task registry)")
     seed: int = Field(0, description="root seed: batches, initialisation and splits are functions of it")

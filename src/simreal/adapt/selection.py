@@ -22,10 +22,12 @@ HONEST = ("last", "source_val", "iwv")
 
 
 def predict_all(task: Any, model: torch.nn.Module, source: DomainSource, batch_size: int = 256) -> list[dict[str, Any]]:
-    """Task predictions for every sample of ``source`` (model in eval mode, restored afterwards)."""
+    """Task predictions for every sample of ``source`` on the model's device (model in eval mode, restored
+    afterwards)."""
     was = model.training
     model.eval()
-    preds = [task.predict(model, x) for x, _ in iterate(source, batch_size)]
+    dev = next(iter([*model.parameters(), *model.buffers()]), torch.zeros(())).device
+    preds = [task.predict(model, x.to(dev, non_blocking=True)) for x, _ in iterate(source, batch_size)]
     model.train(was)
     return preds
 

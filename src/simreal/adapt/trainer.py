@@ -2,7 +2,9 @@
 
 A run is a list of phases (e.g. ADDA: ``pretrain`` then ``adapt``); a global step counts across
 phases. Every batch is a deterministic function of (seed, global step), so a run resumed from a
-checkpoint continues exactly as an uninterrupted one would.
+checkpoint continues exactly as an uninterrupted one would. A :class:`simreal.runtime.compute.Compute`
+says where it runs (device, precision, one rank of a data-parallel job: each rank takes its share of
+every global batch, only rank 0 evaluates and writes).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from torch import nn
 
 from simreal.adapt.config import MethodConfig, OptimConfig, SelectionConfig
 from simreal.adapt.selection import selection_score
-from simreal.adapt.steps import adda_step, dann_step, supervised_step
-from simreal.datasets.torchdata import DomainSource, balanced_batch
+from simreal.adapt.steps import PooledFeatures, adda_step, dann_step, supervised_step
+from simreal.datasets.torchdata import DomainSource, balanced_batch, step_loader
 from simreal.errors import ConfigError
 from simreal.nn.grl import grl_coefficient
 from simreal.nn.heads import DomainDiscriminator
+from simreal.runtime.compute import Compute
+from simreal.runtime.distributed import shard_size
 
 
 @dataclass
@@ -81,6 +85,28 @@ def plan_phases(method: MethodConfig, optim: OptimConfig, sources: list[tuple[Do
             Phase("finetune", "supervised", method.finetune_steps, tgt_lab, optim.lr * method.finetune_lr_factor)]
 
 
+@dataclass
+class PhaseBatches:
+    """Step -> this rank's batch (ADDA: source and target batches) of the phase holding the step: a pure,
+    picklable function of the step that data-loader workers call ahead of the loop."""
+
+    phases: list[Phase]
+    seed: int
+    per_domain: int
+    shard: tuple[int, int] = (0, 1)
+
+    def __call__(self, g: int) -> Any:
+        start = 0
+        for ph in self.phases:
+            if g < start + ph.steps or ph is self.phases[-1]:
+                break
+            start += ph.steps
+        b = balanced_batch(ph.sources, g, self.seed, self.per_domain, self.shard)
+        if ph.kind == "adda":
+            return b, balanced_batch(ph.target_sources, g, self.seed, self.per_domain, self.shard)
+        return b
+
+
 class Trainer:
     """Runs the phases of one method; optional ``store`` (a :class:`simreal.runtime.runstore.RunStore`)
     checkpoints and logs."""
@@ -90,12 +116,19 @@ class Trainer:
         optim: OptimConfig, selection: SelectionConfig, seed: int = 0, *, val: DomainSource | None = None,
         target_val: DomainSource | None = None, store: Any = None, checkpoint_every: int = 200,
         progress: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None, pretrained: bool = False,
-        keep_checkpoints: int = 2,
+        keep_checkpoints: int = 2, compute: Compute | None = None, workers: int = 0,
     ) -> None:
         self.task, self.model, self.method, self.optim, self.sel = task, model, method, optim, selection
         self.seed, self.val, self.target_val, self.store = seed, val, target_val, store
-        self.checkpoint_every, self.progress, self.on_log = checkpoint_every, progress, on_log
+        self.checkpoint_every, self.on_log = checkpoint_every, on_log
         self.keep_checkpoints = keep_checkpoints
+        self.ctx = compute or Compute()
+        self.progress = progress and self.ctx.is_main
+        self.workers = workers
+        self.model = model.to(self.ctx.device)
+        self.net: nn.Module = self.model  # what training forward passes go through (DDP-wrapped in a job)
+        self.disc_net: nn.Module | None = None
+        self.feat_net: nn.Module | None = None
         self.sources = sources
         self.phases = plan_phases(method, optim, sources)
         if pretrained:  # the model is already trained on the sources: skip a "pretrain" phase
@@ -104,6 +137,7 @@ class Trainer:
         self.num_domains = len(self.phases[-1].sources)
         self.target_unlab = next((s for s, r in sources if r == "target"), None)
         self._check_selection()
+        self._check_shards()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"step": None, "score": None}
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -124,6 +158,14 @@ class Trainer:
         if pol == "iwv" and self.target_unlab is None:
             raise ConfigError("selection.policy iwv: needs a domain with role 'target' (unlabelled target features)")
 
+    def _check_shards(self) -> None:
+        """Each rank takes 1/N of ``optim.batch_per_domain``; identity groups (P x K) must not be split."""
+        own = shard_size(self.optim.batch_per_domain, self.ctx.dist, "optim.batch_per_domain")
+        k = max((int(getattr(s, "k", 1)) for p in self.phases for s in p.sources + p.target_sources), default=1)
+        if self.ctx.dist.active and own % k:
+            raise ConfigError(f"optim.batch_per_domain: each of the {self.ctx.dist.world_size} processes takes {own} "
+                              f"images per domain, not a multiple of the {k} images per identity (P x K batches)")
+
     def _phase_at(self, step: int) -> tuple[int, int]:
         start = 0
         for i, p in enumerate(self.phases):
@@ -137,28 +179,36 @@ class Trainer:
         ph = self.phases[i]
         self.phase_index = i
         decay = self.optim.weight_decay
+        dev = self.ctx.device
+        self.net, self.disc_net, self.feat_net = self.model, None, None  # drop the last phase's DDP wrappers
         if ph.kind == "adda":
             self.src_model = copy.deepcopy(self.model).eval()
             for p in self.src_model.parameters():
                 p.requires_grad_(False)
-            self.disc = DomainDiscriminator(self.model.feature_dim, 2, tuple(self.method.disc_hidden))
+            self.disc = DomainDiscriminator(self.model.feature_dim, 2, tuple(self.method.disc_hidden)).to(dev)
             enc_params = [p for n, p in self.model.named_parameters()
                           if not any(p is q for q in self.model.head_parameters())]
             self.opt = torch.optim.Adam(enc_params, lr=ph.lr, betas=(0.5, 0.999))
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=ph.lr, betas=(0.5, 0.999))
+            # the features need no head (nor, for dense tasks, the decoder): DDP must expect unused parameters
+            self.feat_net = self.ctx.wrap(PooledFeatures(self.model), find_unused_parameters=True)
+            self.disc_net = self.ctx.wrap(self.disc)
             return
         if ph.kind == "dann":
             if self.method.levels:  # multi-level adaptation (its own module)
                 from simreal.adapt.multilevel import build_multilevel
 
-                self.disc = build_multilevel(self.method, self.model, self.task, ph.sources, self.seed)
+                self.disc = build_multilevel(self.method, self.model, self.task, ph.sources, self.seed).to(dev)
             else:
-                self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources), tuple(self.method.disc_hidden))
+                self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources),
+                                                tuple(self.method.disc_hidden)).to(dev)
             params = list(self.model.parameters()) + list(self.disc.parameters())
+            self.disc_net = self.ctx.wrap(self.disc)
         else:
             if ph.name == "finetune":
                 self.model.reset_head()
             params = list(self.model.parameters())
+        self.net = self.ctx.wrap(self.model, getattr(self.task, "ddp_find_unused_parameters", False))
         self.opt = torch.optim.AdamW(params, lr=ph.lr, weight_decay=decay) if decay else \
             torch.optim.Adam(params, lr=ph.lr)
         self.opt_d = None
@@ -185,9 +235,10 @@ class Trainer:
                 pi, _ = self._phase_at(start)
                 for j in range(1, pi + 1):
                     self._enter_phase(j)  # the checkpoint then restores every module of that phase
-                self.store.load_checkpoint(ck, self.modules(), self.optimizers())
+                extra = self.store.load_checkpoint(ck, self.modules(), self.optimizers(), map_location="cpu")
+                self.ctx.load_state_tensors(extra)
                 self.best = ck.meta.get("best", self.best)
-                if self.store.has_model("best"):
+                if self.store.has_model("best") and self.ctx.is_main:
                     self._best_state = self.store.load_model_state("best")[0]
                 self.history = self.store.read_metrics()
         self._loop(start)
@@ -196,10 +247,14 @@ class Trainer:
     def _loop(self, start: int) -> None:
         from simreal.runtime.progress import make_progress
 
+        ctx = self.ctx
         t0, n_images = time.perf_counter(), 0
+        shard = (ctx.dist.rank, ctx.dist.world_size)
+        batches = PhaseBatches(self.phases, self.seed, self.optim.batch_per_domain, shard)
+        loader = step_loader(batches, start, self.total, self.workers, ctx.pin_memory)
         with make_progress("step", disable=not self.progress) as prog:
             bar = prog.add_task(f"{self.method.name}", total=self.total, completed=start) if self.progress else None
-            for g in range(start, self.total):
+            for g, item in zip(range(start, self.total), loader, strict=True):
                 pi, local = self._phase_at(g)
                 if pi != self.phase_index:
                     self._enter_phase(pi)
@@ -210,39 +265,39 @@ class Trainer:
                         pg["lr"] = ph.lr * f
                 self.model.train()
                 if ph.kind == "adda":
-                    bs = balanced_batch(ph.sources, g, self.seed, self.optim.batch_per_domain)
-                    bt = balanced_batch(ph.target_sources, g, self.seed, self.optim.batch_per_domain)
-                    assert self.src_model is not None and self.disc is not None and self.opt_d is not None
-                    rec = adda_step(self.src_model, self.model, self.disc, bs.x, bt.x, self.opt_d, self.opt)
+                    bs, bt = ctx.to(item[0]), ctx.to(item[1])
+                    assert self.src_model is not None and self.disc_net is not None and self.opt_d is not None
+                    rec = adda_step(self.src_model, self.model, self.disc_net, bs.x, bt.x, self.opt_d, self.opt, ctx,
+                                    tgt_features=self.feat_net)
                     n = len(bs.x) + len(bt.x)
                 elif ph.kind == "dann":
-                    b = balanced_batch(ph.sources, g, self.seed, self.optim.batch_per_domain)
-                    assert self.disc is not None
-                    if self.method.levels:
+                    b = ctx.to(item)
+                    assert self.disc_net is not None
+                    if self.method.levels:  # hooks on the inner model; plain backward (no AMP scaler yet)
                         from simreal.adapt.multilevel import multilevel_step
 
                         rec = multilevel_step(self.model, self.disc, self.task, b, local, ph.steps, self.opt)
                     else:
                         alpha = grl_coefficient(local, ph.steps, self.method.schedule, self.method.alpha,
                                                 self.method.gamma)
-                        rec = dann_step(self.model, self.disc, self.task, b, alpha, self.opt)
+                        rec = dann_step(self.net, self.disc_net, self.task, b, alpha, self.opt, ctx)
                     n = len(b.x)
                 else:
-                    b = balanced_batch(ph.sources, g, self.seed, self.optim.batch_per_domain)
-                    rec = supervised_step(self.model, self.task, b, self.opt)
+                    b = ctx.to(item)
+                    rec = supervised_step(self.net, self.task, b, self.opt, ctx)
                     n = len(b.x)
-                n_images += n
+                n_images += n * ctx.dist.world_size
                 step = g + 1
                 last_phase = pi == len(self.phases) - 1
                 if step % 20 == 0 or step == self.total:
-                    # the learning rate the optimiser actually used (not the planned one)
+                    # the learning rate the optimiser actually used (not the planned one); losses averaged over ranks
                     rec = {"step": step, "phase": ph.name, "lr": self.opt.param_groups[0]["lr"],
-                           "images_per_s": n_images / max(time.perf_counter() - t0, 1e-9), **rec}
+                           "images_per_s": n_images / max(time.perf_counter() - t0, 1e-9), **ctx.mean(rec)}
                     self._log(rec)
-                if last_phase and (local + 1) % self.sel.eval_every == 0 or step == self.total:
+                if ctx.is_main and (last_phase and (local + 1) % self.sel.eval_every == 0 or step == self.total):
                     self._evaluate(step)
                 if self.store is not None and (step % self.checkpoint_every == 0 or step == self.total):
-                    self.store.save_checkpoint(step, self.modules(), self.optimizers(),
+                    self.store.save_checkpoint(step, self.modules(), self.optimizers(), extra=ctx.state_tensors(),
                                                meta={"best": self.best, "phase": ph.name},
                                                keep=self.keep_checkpoints)
                 if bar is not None:

@@ -21,6 +21,7 @@ from simreal.adapt.config import MethodConfig, OptimConfig, SelectionConfig
 from simreal.adapt.trainer import Trainer
 from simreal.bench.digits_data import DigitsSplits, make_splits
 from simreal.datasets.torchdata import ArraySource
+from simreal.runtime.compute import Compute
 from simreal.runtime.seeding import seed_everything
 from simreal.tasks.classify import ClassifyTask
 
@@ -43,6 +44,7 @@ class DigitsConfig:
     alpha: float = 1.0
     selection: str = "last"
     threads: int = 1
+    device: str = "auto"  # where the networks train (simreal.runtime.device.resolve_device)
     rows: tuple[str, ...] = ROWS
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,8 +62,8 @@ def k_per_class(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
-        out, _ = model(x)
-    return float((out.argmax(1).numpy() == y).mean())
+        out, _ = model(x.to(next(model.parameters()).device))
+    return float((out.argmax(1).cpu().numpy() == y).mean())
 
 
 def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
@@ -70,6 +72,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
     """Test accuracy of every row for one seed; ``selections`` receives each row's model selection (policy,
     whether target labels were used) as the trainer reports it."""
     s = splits or make_splits(cfg.n_per_class, 50, seed)
+    ctx = Compute.create(cfg.device, where="--device")
     task = ClassifyTask(10, [str(i) for i in range(10)])
     syn = ArraySource("synthetic", 0, _t(s.source_x), s.source_y.tolist())
     val = ArraySource("synthetic-val", 0, _t(s.source_val_x), s.source_val_y.tolist())
@@ -88,7 +91,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
         seed_everything(seed)
         m = model if model is not None else task.build_model("smallcnn", 1, (8, 8), width=cfg.width)
         tr = Trainer(task, m, sources, method, kw.pop("optim", optim), sel, seed, val=val, progress=False,
-                     target_val=None, **kw)
+                     target_val=None, compute=ctx, **kw)
         res = tr.fit()
         current["selection"] = res.selection
         return res.model
@@ -126,7 +129,8 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
     def refined() -> Any:
         from simreal.refine.arrays import refine_arrays
 
-        rx = refine_arrays(s.source_x, s.target_adapt_x, seed, steps=min(cfg.refine_steps, cfg.steps))
+        rx = refine_arrays(s.source_x, s.target_adapt_x, seed, steps=min(cfg.refine_steps, cfg.steps),
+                           device=ctx.device)
         rsrc = ArraySource("refined", 0, _t(rx), s.source_y.tolist())
         return fit(MethodConfig(name="source_only"), [(rsrc, "source"), (tgt, "target")])
 

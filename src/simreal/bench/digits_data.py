@@ -58,12 +58,20 @@ class Randomization:
     threshold: tuple[float, float] = (0.3, 0.7)  # binarisation threshold (fraction of full ink)
 
 
-def _render_one(digit: int, font: Path, rng: np.random.Generator, r: Randomization) -> np.ndarray:
-    size = int(rng.integers(r.size[0], r.size[1] + 1))
-    stroke = int(round(rng.uniform(*r.stroke) * size))
+def render_glyph(digit: int, font: Path, rng: np.random.Generator, r: Randomization, size: int = 32,
+                 binary: bool = True) -> np.ndarray:
+    """One randomized digit as a (size, size) float32 image in [0, 1] (ink = 1).
+
+    The glyph is drawn on a 128 px canvas, sheared, rotated, blurred, cropped to its ink (pixels above
+    the drawn threshold) and scaled to a height drawn from ``r.height`` (given for a 32 px image and
+    scaled to ``size``); ``binary`` keeps the thresholded ink, otherwise the anti-aliased grey levels.
+    The random draws are the same in both modes, in a fixed order, so a sample is reproducible.
+    """
+    font_size = int(rng.integers(r.size[0], r.size[1] + 1))
+    stroke = int(round(rng.uniform(*r.stroke) * font_size))
     canvas = Image.new("L", (128, 128), 0)
     draw = ImageDraw.Draw(canvas)
-    pil_font = ImageFont.truetype(str(font), size)
+    pil_font = ImageFont.truetype(str(font), font_size)
     draw.text((64, 64), str(digit), fill=255, font=pil_font, anchor="mm", stroke_width=stroke, stroke_fill=255)
     shear = rng.uniform(*r.shear)
     aspect = rng.uniform(*r.aspect)
@@ -81,17 +89,25 @@ def _render_one(digit: int, font: Path, rng: np.random.Generator, r: Randomizati
     ink = arr >= rng.uniform(*r.threshold)
     ys, xs = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if ys.size == 0:
-        return np.zeros((8, 8), dtype=np.float32)
-    glyph = Image.fromarray((ink[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] * 255).astype(np.uint8))
-    h = int(rng.integers(r.height[0], r.height[1] + 1))
-    w = max(1, min(32, int(round(glyph.width * h / glyph.height))))
+        return np.zeros((size, size), dtype=np.float32)
+    crop = ink[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] * 255 if binary else arr[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] * 255
+    glyph = Image.fromarray(crop.astype(np.uint8))
+    scale = size / 32.0
+    h = max(1, min(size, int(round(int(rng.integers(r.height[0], r.height[1] + 1)) * scale))))
+    w = max(1, min(size, int(round(glyph.width * h / glyph.height))))
     glyph = glyph.resize((w, h), Image.Resampling.BILINEAR)
-    bitmap = np.zeros((32, 32), dtype=np.float32)
-    dx = (32 - w) // 2 + int(rng.integers(r.shift[0], r.shift[1] + 1))
-    dy = (32 - h) // 2 + int(rng.integers(r.shift[0], r.shift[1] + 1))
-    dx, dy = int(np.clip(dx, 0, 32 - w)), int(np.clip(dy, 0, 32 - h))
-    bitmap[dy:dy + h, dx:dx + w] = np.asarray(glyph, dtype=np.float32) >= 128
-    return bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3))  # 0..16 counts of on pixels per 4x4 block
+    bitmap = np.zeros((size, size), dtype=np.float32)
+    dx = (size - w) // 2 + int(round(int(rng.integers(r.shift[0], r.shift[1] + 1)) * scale))
+    dy = (size - h) // 2 + int(round(int(rng.integers(r.shift[0], r.shift[1] + 1)) * scale))
+    dx, dy = int(np.clip(dx, 0, size - w)), int(np.clip(dy, 0, size - h))
+    g = np.asarray(glyph, dtype=np.float32)
+    bitmap[dy:dy + h, dx:dx + w] = (g >= 128) if binary else g / 255.0
+    return bitmap
+
+
+def _render_one(digit: int, font: Path, rng: np.random.Generator, r: Randomization) -> np.ndarray:
+    """A digit in the ``load_digits`` format: 8x8 counts (0..16) of the 4x4 blocks of a 32x32 bitmap."""
+    return render_glyph(digit, font, rng, r).reshape(8, 4, 8, 4).sum(axis=(1, 3))
 
 
 def render_digits(

@@ -11,12 +11,14 @@ import typer
 config_app = typer.Typer(help="Config schemas and the config reference.", no_args_is_help=True)
 
 
-ConfigName = Literal["render", "refine", "train", "triage", "faces_extract", "faces_render", "faces_words"]
+ConfigName = Literal["render", "refine", "train", "triage", "anonymize", "audit", "faces_extract", "faces_render",
+                     "faces_words"]
 
 
 @config_app.command("schema")
 def schema_cmd(name: ConfigName = typer.Argument(
-        ..., help="render, refine, train, triage, faces_extract, faces_render or faces_words.")) -> None:
+        ..., help="render, refine, train, triage, anonymize, audit, faces_extract, faces_render or "
+                  "faces_words.")) -> None:
     """Print the JSON schema of a stage config (every key, type, default and description)."""
     from simreal.config_reference import schema
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from simreal.cli.common import quiet_option, set_option
-from simreal.runtime.device import DEVICE_HELP
+from simreal.cli.common import device_option, quiet_option, set_option
 
 app = typer.Typer(name="faces", help="Faces: video -> aligned chips -> expressions -> spoken words.",
                   no_args_is_help=True)
@@ -73,7 +72,7 @@ def run_cmd(
     realtime: bool = typer.Option(False, "--realtime", help="Pace a video at its own speed, as if live."),
     upsample: int = typer.Option(0, "--upsample", help="HOG detector upsampling steps."),
     detect_scale: float = typer.Option(0.5, "--detect-scale", help="Detect on the frame scaled by this."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    device: str = device_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """Recognise held expressions and gestures and speak their words (or write WAVs + a timeline)."""
@@ -123,7 +122,7 @@ def review_cmd(
     words: Path | None = typer.Option(None, "--words", help="The child's words file, to edit on the page."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Review folder (default DATA/review)."),
     port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    device: str = device_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Less server logging."),
 ) -> None:
     """A local page to confirm/correct expression labels (-> a labelled test set) and edit the words."""

@@ -3,6 +3,7 @@ one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -37,9 +38,24 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module with a ``register(app)`` function.
-    from simreal.cli import bench, config, dataset, demo, faces, metrics, people, refine, render, train, triage, view
+    from simreal.cli import (
+        anonymize,
+        bench,
+        config,
+        dataset,
+        demo,
+        faces,
+        metrics,
+        people,
+        refine,
+        render,
+        train,
+        triage,
+        view,
+    )
 
-    for module in (render, dataset, demo, refine, metrics, train, bench, config, people, faces, triage, view):
+    for module in (render, dataset, demo, refine, metrics, train, bench, config, people, faces, triage, view,
+                   anonymize):
         module.register(app)
 
 
@@ -54,12 +70,24 @@ def _usage_error_types() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; bad input (a SimrealError or a command-line usage error) becomes one line
     on stderr and exit 2."""
+    from simreal.cli import common
+
     usage = _usage_error_types()
+    common.ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=argv, prog_name="simreal", standalone_mode=False)
     except SimrealError as exc:
-        print(f"simreal: error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") in ("", "0"):  # one line per job: rank 0 speaks for a torchrun job
+            print(f"simreal: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RuntimeError as exc:
+        if type(exc).__name__ not in ("DistBackendError", "DistNetworkError", "DistError"):
+            raise
+        # a torchrun worker whose peer stopped: one line (the launcher names the rank that failed)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"simreal: error: rank {os.environ.get('RANK', '?')}: lost contact with the other processes "
+              f"({first[:200]})", file=sys.stderr)
+        return 1
     except usage as exc:
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""

@@ -8,7 +8,7 @@ from typing import Literal
 
 import typer
 
-from simreal.cli.common import quiet_option
+from simreal.cli.common import device_option, quiet_option
 
 Extractor = Literal["inception", "vgg16", "pixels"]
 
@@ -35,12 +35,16 @@ def _features(
     batch: int,
     max_images: int | None,
     quiet: bool = False,
+    device: str = "auto",
 ) -> list:
     from simreal.metrics.features import extract_features, make_extractor
+    from simreal.runtime.device import resolve_device
 
+    dev = resolve_device(device, "--device")
     ext = make_extractor(extractor, weights, dims, layer)
     return [
-        extract_features(p, ext, batch_size=batch, max_images=max_images, description=p.name, progress=not quiet)
+        extract_features(p, ext, batch_size=batch, max_images=max_images, description=p.name, progress=not quiet,
+                         device=dev)
         for p in paths
     ]
 
@@ -68,12 +72,13 @@ def fid_cmd(
         False, "--allow-few-samples", help="Accept fewer images than feature dimensions (biased estimate)."
     ),
     json_out: Path | None = _JSON,
+    device: str = device_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """Fréchet distance between the feature distributions of two image sets."""
     from simreal.metrics.fid import fid_from_features
 
-    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet)
+    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet, device)
     value = fid_from_features(fa, fb, allow_few_samples=allow_few_samples, method=method)
     typer.echo(f"FID {value:.6f}")
     _write_json(
@@ -98,12 +103,13 @@ def kid_cmd(
         False, "--allow-small", help="Shrink the subset size to the smaller set."
     ),
     json_out: Path | None = _JSON,
+    device: str = device_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """Kernel Inception Distance (cubic polynomial kernel, unbiased MMD², seeded subsets)."""
     from simreal.metrics.kid import kid_from_features
 
-    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet)
+    fa, fb = _features([a, b], extractor, weights, dims, layer, batch_size, max_images, quiet, device)
     mean, std = kid_from_features(
         fa, fb, subsets=subsets, subset_size=subset_size, seed=seed, allow_small=allow_small
     )
@@ -126,6 +132,7 @@ def pca_cmd(
     labels: str | None = typer.Option(
         None, "--labels", help="Comma-separated names (default: folder names)."
     ),
+    device: str = device_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """2-D PCA scatter plot of the sets' features (fitted on all sets together)."""
@@ -135,7 +142,7 @@ def pca_cmd(
     names = [s.name for s in sets] if labels is None else [x.strip() for x in labels.split(",")]
     if len(names) != len(sets):
         raise ConfigError(f"--labels: {len(names)} names for {len(sets)} sets")
-    feats = _features(list(sets), extractor, weights, dims, layer, batch_size, max_images, quiet)
+    feats = _features(list(sets), extractor, weights, dims, layer, batch_size, max_images, quiet, device)
     info = pca_plot(feats, names, out, title=f"PCA of {extractor} features")
     typer.echo(
         f"{out}: explained variance {json.dumps([round(r, 4) for r in info['explained_variance_ratio']])}"

@@ -9,7 +9,14 @@ from typing import Literal
 
 import typer
 
-from simreal.cli.common import quiet_option, set_option
+from simreal.cli.common import (
+    device_option,
+    launch_if_parallel,
+    nproc_option,
+    precision_option,
+    quiet_option,
+    set_option,
+)
 from simreal.config import parse_overrides
 
 refine_app = typer.Typer(
@@ -26,12 +33,21 @@ def train_cmd(
                                        help="Refiner config YAML (default: the run's own config when resuming, "
                                             "else the CycleGAN defaults)."),
     set_: list[str] = set_option("train.epochs=5"),
+    device: str | None = device_option(None),
+    precision: str | None = precision_option(),
+    nproc: int = nproc_option(),
     quiet: bool = quiet_option(),
 ) -> None:
-    """Train a refiner; rerunning the same command resumes from the last checkpoint."""
+    """Train a refiner; rerunning the same command resumes from the last checkpoint (also on another device
+    or with another --nproc)."""
     import simreal
+    from simreal.runtime.distributed import from_env
 
-    res = simreal.refine(source, target, out, config, overrides=parse_overrides(set_), progress=not quiet)
+    launch_if_parallel(nproc)
+    res = simreal.refine(source, target, out, config, overrides=parse_overrides(set_), progress=not quiet,
+                         device=device, precision=precision)
+    if not from_env().is_main:  # one line per job
+        return
     typer.echo(f"{res.run}: {res.epochs} epochs ({res.iterations} iterations); checkpoint {res.checkpoint}")
 
 
@@ -44,13 +60,14 @@ def apply_cmd(
     crops: bool | None = typer.Option(
         None, "--crops/--whole", help="Crop-refine-reinsert objects, or refine whole images (default: run config)."
     ),
+    device: str = device_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """Refine every image of a dataset; annotations and masks are copied unchanged (domain "refined")."""
     import simreal
 
     res = simreal.refine.apply(run, source, out, batch_size=batch_size, crops=crops, progress=not quiet,
-                               command=" ".join(["simreal", *sys.argv[1:]]))
+                               command=" ".join(["simreal", *sys.argv[1:]]), device=device)
     typer.echo(f"{res.out}: {res.images} refined images, {res.annotations} annotations")
 
 
@@ -70,13 +87,14 @@ def eval_cmd(
     ),
     kid_subset_size: int = typer.Option(1000, "--kid-subset-size", min=2, help="Images per KID subset."),
     kid_subsets: int = typer.Option(100, "--kid-subsets", min=1, help="Number of KID subsets."),
+    device: str = device_option(),
 ) -> None:
     """FID/KID of synthetic vs real and refined vs real, PCA plot and report.md in the run folder."""
     import simreal
 
     res = simreal.refine.evaluate(run, extractor, weights=weights, dims=dims, layer=layer, source=source,
                                   target=target, max_images=max_images, allow_few_samples=allow_few_samples,
-                                  kid_subset_size=kid_subset_size, kid_subsets=kid_subsets)
+                                  kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, device=device)
     m = res.metrics
     typer.echo(f"FID synthetic-real {m['fid_synthetic_real']:.4f}  refined-real {m['fid_refined_real']:.4f}")
     typer.echo(f"report: {res.report}")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from simreal.cli.common import quiet_option, set_option
 from simreal.config import parse_overrides
 from simreal.render.api import Executor
+
+Variant = Literal["scalar_rgb", "llvm_ad_rgb", "cuda_ad_rgb"]
 
 
 def render(
@@ -25,6 +28,13 @@ def render(
     executor: Executor = typer.Option("local", "--executor", help="local (process pool) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: local Ray)."),
     crop: bool = typer.Option(False, "--crop", help="Write object-centred crops instead of full images."),
+    variant: Variant | None = typer.Option(
+        None, "--variant", help="Mitsuba variant (overrides render.variant): scalar_rgb (CPU reference), "
+        "llvm_ad_rgb (JIT, vectorised CPU) or cuda_ad_rgb (GPU). Labels are exact in every variant; image bytes "
+        "differ between variants."),
+    gpus_per_task: float | None = typer.Option(
+        None, "--gpus-per-task", min=0.0, help="Ray, cuda_ad_rgb: GPUs each render task asks Ray for (default 1; "
+        "0.25 puts 4 tasks on a GPU)."),
     set_: list[str] = set_option("camera.fov=[40,40]"),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -37,7 +47,8 @@ def render(
 
     s = simreal.render(config, out, count=count, seed=seed, resolution=resolution, crop=crop,
                        overrides=parse_overrides(set_), workers=workers, executor=executor, address=address,
-                       progress=not quiet, command=" ".join(["simreal", *sys.argv[1:]]))
+                       progress=not quiet, command=" ".join(["simreal", *sys.argv[1:]]), variant=variant,
+                       gpus_per_task=gpus_per_task)
     typer.echo(
         f"{s.out}: {s.images} images, {s.annotations} annotations "
         f"({s.rendered} rendered, {s.skipped} already done, {s.failed} failed) in {s.seconds:.1f}s"

@@ -9,9 +9,8 @@ from typing import Literal
 
 import typer
 
-from simreal.cli.common import quiet_option, set_option
+from simreal.cli.common import device_option, quiet_option, set_option
 from simreal.config import parse_overrides
-from simreal.runtime.device import DEVICE_HELP
 
 app = typer.Typer(help="Triage media at scale: select, sample frames, score with trained models, rank, review.",
                   no_args_is_help=True)
@@ -34,7 +33,7 @@ def run_cmd(
     workers: int | None = typer.Option(None, "--workers", "-w", min=0,
                                        help="Decoding processes (default: CPU count; 0 = in this process)."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1, help="Frames per model forward pass."),
-    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    device: str | None = device_option(None),
     executor: Literal["local", "ray"] | None = typer.Option(None, "--executor", help="local (processes) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     keep_frames: bool | None = typer.Option(None, "--keep-frames/--drop-frames",

@@ -126,11 +126,15 @@ def draw_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
                                        "saturation", "hue")}
 
 
-def augment_batch(x: torch.Tensor, targets: list[Any], cfg: AugmentConfig,
-                  rng: np.random.Generator) -> tuple[torch.Tensor, list[Any]]:
-    """Augment a batch (N, C, H, W, values 0..1) and its targets; returns new objects."""
+def augment_batch(x: torch.Tensor, targets: list[Any], cfg: AugmentConfig, rng: np.random.Generator,
+                  start: int = 0, total: int | None = None) -> tuple[torch.Tensor, list[Any]]:
+    """Augment a batch (N, C, H, W, values 0..1) and its targets; returns new objects.
+
+    ``x`` may be rows ``start .. start + N`` of a batch of ``total`` (one rank's shard in a data-parallel
+    job): the draws are made for the whole batch and this slice is used, so the shards of all ranks are
+    augmented exactly as the whole batch would be in one process."""
     n = int(x.shape[0])
-    u = draw_params(rng, n)
+    u = {k: v[start:start + n] for k, v in draw_params(rng, n if total is None else total).items()}
     if not cfg.enabled or n == 0:
         return x, targets
     out, tg = [], list(targets)
@@ -177,5 +181,6 @@ class Augmenter:
     def __init__(self, cfg: AugmentConfig) -> None:
         self.cfg = cfg
 
-    def __call__(self, x: torch.Tensor, targets: list[Any], rng: np.random.Generator) -> tuple[torch.Tensor, list[Any]]:
-        return augment_batch(x, targets, self.cfg, rng)
+    def __call__(self, x: torch.Tensor, targets: list[Any], rng: np.random.Generator, start: int = 0,
+                 total: int | None = None) -> tuple[torch.Tensor, list[Any]]:
+        return augment_batch(x, targets, self.cfg, rng, start, total)

@@ -7,13 +7,17 @@ sample). Batches draw the same number of samples from every domain; the draw for
 domain ``d`` comes from ``sample_rng(seed, s, stream=d + 1)``, so a resumed run sees the same
 batches as an uninterrupted one. A source with an ``augment`` callable (see
 :mod:`simreal.datasets.augment`) has its batch augmented with ``sample_rng(seed, s, stream=1000 + d)``.
+In a data-parallel job every rank makes the same global draw (samples and augmentation) and keeps its
+contiguous share of it (``shard``), so the union of the ranks' batches is the single-process batch and
+each rank sees its share of every domain. :func:`step_loader` makes batches ahead of time in worker
+processes (a batch is a pure function of the step, so workers change nothing but speed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +27,7 @@ from simreal.datasets.imageio import image_mode, resize_image
 from simreal.runtime.seeding import sample_rng
 
 TargetFn = Callable[[Any, dict[str, Any], tuple[int, int]], Any]
+B = TypeVar("B")
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -96,30 +101,71 @@ class FolderSource(DomainSource):
 
 @dataclass
 class Batch:
-    """A training batch: images, per-sample targets (None = unlabelled), domain ids, label mask."""
+    """A training batch: images, per-sample targets (None = unlabelled), domain ids, label mask.
+
+    ``labelled`` stays on the host (losses select labelled samples with it without a device sync);
+    ``targets`` stay on the host too and each task's loss moves what it needs to the output's device."""
 
     x: torch.Tensor
     targets: list[Any]
     domain: torch.Tensor
     labelled: torch.Tensor
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch with images and domain ids on ``device``."""
+        return replace(self, x=self.x.to(device, non_blocking=non_blocking),
+                       domain=self.domain.to(device, non_blocking=non_blocking))
 
-def balanced_batch(sources: Sequence[DomainSource], step: int, seed: int, per_domain: int) -> Batch:
-    """``per_domain`` samples (with replacement) from every source, for training step ``step``."""
+    def pin_memory(self) -> Batch:
+        """Page-locked images and domain ids (the DataLoader calls this when ``pin_memory`` is on)."""
+        return replace(self, x=self.x.pin_memory(), domain=self.domain.pin_memory())
+
+
+def balanced_batch(sources: Sequence[DomainSource], step: int, seed: int, per_domain: int,
+                   shard: tuple[int, int] = (0, 1)) -> Batch:
+    """``per_domain`` samples (with replacement) from every source, for training step ``step``.
+
+    ``shard=(rank, world)``: ``per_domain`` is the global count; this rank keeps its contiguous
+    ``per_domain / world`` of the draw of every domain (``world`` must divide ``per_domain``)."""
+    rank, world = shard
+    if per_domain % world:
+        raise ValueError(f"per_domain {per_domain} is not divisible by {world} ranks")
+    own = per_domain // world
     xs, tg, dom, lab = [], [], [], []
     for s in sources:
         rng = sample_rng(seed, step, stream=s.domain_id + 1)
         draw = getattr(s, "draw", None)  # a source may sample its own way (e.g. P x K identity batches)
         idx = draw(rng, per_domain) if draw is not None else rng.integers(0, len(s), size=per_domain)
-        x, t = s.get(idx.tolist())
+        x, t = s.get(idx[rank * own:(rank + 1) * own].tolist())
         augment = getattr(s, "augment", None)  # training sources only (set by the trainer's data builder)
-        if augment is not None:
-            x, t = augment(x, t, sample_rng(seed, step, stream=AUGMENT_STREAM + s.domain_id))
+        if augment is not None:  # drawn for the global batch, this rank's rows used
+            x, t = augment(x, t, sample_rng(seed, step, stream=AUGMENT_STREAM + s.domain_id), rank * own, per_domain)
         xs.append(x)
         tg += t
-        dom += [s.domain_id] * per_domain
+        dom += [s.domain_id] * own
         lab += [t_i is not None for t_i in t]
     return Batch(torch.cat(xs), tg, torch.tensor(dom, dtype=torch.long), torch.tensor(lab, dtype=torch.bool))
+
+
+class _Steps(torch.utils.data.Dataset, Generic[B]):
+    def __init__(self, make: Callable[[int], B], start: int, stop: int) -> None:
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __getitem__(self, i: int) -> B:
+        return self.make(self.start + i)
+
+
+def step_loader(make: Callable[[int], B], start: int, stop: int, workers: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """Iterate ``make(step)`` for steps ``start..stop-1`` in order; ``workers`` > 0 makes them ahead of time
+    in that many worker processes, ``pin_memory`` puts them in page-locked memory for asynchronous copies to
+    a GPU (objects with a ``pin_memory()`` method, such as :class:`Batch`, pin themselves)."""
+    return torch.utils.data.DataLoader(_Steps(make, start, stop), batch_size=None, shuffle=False,
+                                       num_workers=workers, pin_memory=pin_memory,
+                                       prefetch_factor=2 if workers else None)
 
 
 def iterate(source: DomainSource, batch_size: int) -> Any:

@@ -108,8 +108,10 @@ def extract_features(
     max_images: int | None = None,
     description: str | None = None,
     progress: bool = True,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Run ``extractor`` over an image set in batches (images of equal size are batched together)."""
+    """Run ``extractor`` over an image set in batches (images of equal size are batched together), on
+    ``device`` (an ``nn.Module`` extractor is moved there; default: where the extractor is, else the CPU)."""
     from simreal.runtime.progress import make_progress
 
     if isinstance(source, list):
@@ -121,11 +123,17 @@ def extract_features(
         images = iter_image_arrays(ds, max_images)
     if isinstance(extractor, nn.Module):
         extractor.eval()
+        if device is not None:
+            extractor.to(device)
+        dev = torch.device(device) if device is not None else next(
+            iter([*extractor.parameters(), *extractor.buffers()]), torch.zeros(())).device
+    else:
+        dev = torch.device(device or "cpu")
     out: list[np.ndarray] = []
     with make_progress("img", disable=not progress) as prog:
         task = prog.add_task(description or "features", total=total)
         for batch in _batches(images, batch_size):
-            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255.0
+            x = torch.from_numpy(batch).to(dev, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
             f = extractor(x)
             if f.ndim == 4:
                 f = f.mean(dim=(2, 3))

@@ -58,6 +58,5 @@ def batch_hard_triplet(feat: torch.Tensor, labels: torch.Tensor, margin: float =
     per = F.relu(margin + d_pos - d_neg)
     if reduction == "none":
         return torch.where(valid, per, torch.full_like(per, float("nan")))
-    if not bool(valid.any()):
-        return feat.sum() * 0.0
-    return per[valid].mean()
+    # mean over the valid anchors (0 when there is none), without a host sync
+    return torch.where(valid, per, torch.zeros_like(per)).sum() / valid.sum().clamp(min=1)

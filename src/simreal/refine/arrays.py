@@ -86,21 +86,24 @@ def train_array_refiner(
     levels: int = 17,
     settings: ArrayRefinerSettings | None = None,
     log_every: int = 0,
+    device: torch.device | str = "cpu",
 ) -> CycleGAN:
-    """Train the in-memory CycleGAN (A = ``synthetic_x``, B = ``real_x``) and return it (eval mode).
+    """Train the in-memory CycleGAN (A = ``synthetic_x``, B = ``real_x``) on ``device`` and return it (eval
+    mode).
 
     Call inside :func:`torch.random.fork_rng` if the caller's torch random state matters."""
     s = settings or ArrayRefinerSettings()
-    a_all, b_all = _to_net(synthetic_x, levels, s.scale), _to_net(real_x, levels, s.scale)
+    a_all = _to_net(synthetic_x, levels, s.scale).to(device)
+    b_all = _to_net(real_x, levels, s.scale).to(device)
     torch.manual_seed(seed)
-    model = CycleGAN(s.refiner_config(steps, seed), channels=1)
+    model = CycleGAN(s.refiner_config(steps, seed), channels=1).to(device)
     model.train()
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x5EF1,)))
     batch = min(s.batch, len(a_all), len(b_all))
     for it in range(steps):
         model.set_epoch(it)  # one "epoch" per step: constant lr for the first half, then linear to 0
-        ia = rng.choice(len(a_all), size=batch, replace=False)
-        ib = rng.choice(len(b_all), size=batch, replace=False)
+        ia = torch.from_numpy(rng.choice(len(a_all), size=batch, replace=False)).to(device)
+        ib = torch.from_numpy(rng.choice(len(b_all), size=batch, replace=False)).to(device)
         losses = model.train_step(a_all[ia], b_all[ib], None, None, it)
         if log_every and (it % log_every == 0 or it == steps - 1):
             print(f"step {it}: " + " ".join(f"{k}={v:.3f}" for k, v in sorted(losses.items())), flush=True)
@@ -111,10 +114,12 @@ def train_array_refiner(
 @torch.no_grad()
 def apply_array_refiner(model: CycleGAN, x: np.ndarray, levels: int = 17, scale: int = 2,
                         batch: int = 512) -> np.ndarray:
-    """Refine (N, H, W) images with a trained refiner; same shape, float32, rounded to ``levels`` levels."""
+    """Refine (N, H, W) images with a trained refiner (on its device); same shape, float32, rounded to
+    ``levels`` levels."""
     x = _check("images", x)
+    dev = next(model.parameters()).device
     out = [
-        _from_net(model.refine(_to_net(x[i:i + batch], levels, scale)), levels, scale)
+        _from_net(model.refine(_to_net(x[i:i + batch], levels, scale).to(dev)).cpu(), levels, scale)
         for i in range(0, len(x), batch)
     ]
     return np.concatenate(out, 0)
@@ -127,8 +132,9 @@ def refine_arrays(
     steps: int = DEFAULT_STEPS,
     levels: int = 17,
     settings: ArrayRefinerSettings | None = None,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Refine synthetic images towards unlabelled real ones, in memory.
+    """Refine synthetic images towards unlabelled real ones, in memory (networks on ``device``).
 
     ``synthetic_x`` (N, H, W) and ``real_x`` (M, H, W) hold grey levels 0..``levels``-1 (the digits
     benchmark: 8x8, 0..16, float32). Trains a small CycleGAN for ``steps`` iterations on the two sets
@@ -147,8 +153,9 @@ def refine_arrays(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(s.threads, 2)))
     try:
-        with torch.random.fork_rng(devices=[]):
-            model = train_array_refiner(syn, real, seed, steps, levels, s)
+        dev = torch.device(device)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            model = train_array_refiner(syn, real, seed, steps, levels, s, device=dev)
             return apply_array_refiner(model, syn, levels, s.scale)
     finally:
         torch.set_num_threads(threads)

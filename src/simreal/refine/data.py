@@ -184,8 +184,9 @@ class ImageSet:
             m = extract_crops(mt, ctr, ang, s, mode="nearest", padding_mode="zeros")[0]
         return x, m
 
-    def batch(self, items: list[int], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        xs, ms = zip(*(self.sample(k, rng) for k in items), strict=True)
+    def batch(self, items: list[int], rngs: list[np.random.Generator]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Samples ``items`` (crop and flip of sample j drawn from ``rngs[j]``) and their masks (or None)."""
+        xs, ms = zip(*(self.sample(k, rng) for k, rng in zip(items, rngs, strict=True)), strict=True)
         masks = None
         if self.with_masks:
             masks = torch.stack([m if m is not None else torch.zeros_like(xs[0][:1]) for m in ms])

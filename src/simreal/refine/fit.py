@@ -1,4 +1,8 @@
-"""``simreal refine train``: the training loop with run folder, checkpoints, resume, samples and logs."""
+"""``simreal refine train``: the training loop with run folder, checkpoints, resume, samples and logs.
+
+It runs where a :class:`simreal.runtime.compute.Compute` says (device, precision); under torchrun every
+rank trains on its share of each global batch with its networks in DistributedDataParallel, and rank 0
+writes the run folder."""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from simreal.config import load_config
+from simreal.config import COMPUTE_VOLATILE, load_config
 from simreal.datasets import Dataset, encode_image
+from simreal.datasets.torchdata import step_loader
 from simreal.errors import RunError
 from simreal.refine.config import RefinerConfig
 from simreal.refine.data import ImageSet, resolve_channels, to_uint8
 from simreal.refine.models import RefinerModel, build_model, model_summary
 from simreal.refine.run import RUN_KIND
+from simreal.runtime.compute import Compute, compute
+from simreal.runtime.distributed import gather_objects, on_main, shard_size, unwrap
 from simreal.runtime.progress import close_logger, make_progress
 from simreal.runtime.runstore import RUN_JSON, RunStore
 from simreal.runtime.seeding import sample_rng, sample_seed
@@ -36,13 +43,61 @@ def sample_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
 
 
 VOLATILE = ("train.threads", "train.log_every", "train.num_samples", "train.keep_checkpoints", "data.cache_mb",
-            "crops.feather", "crops.mask_dilate", "crops.reinsert", "device")
+            "crops.feather", "crops.mask_dilate", "crops.reinsert", "data.workers", *COMPUTE_VOLATILE)
 """Config keys a resumed refiner run may change: they cannot change the trained networks."""
 
 
 def refiner_modules(model: RefinerModel) -> dict[str, torch.nn.Module]:
-    """The networks of a refiner that hold parameters (what a checkpoint stores)."""
-    return {n: m for n, m in model.named_children() if any(True for _ in m.parameters())}
+    """The networks of a refiner that hold parameters (what a checkpoint stores; unwrapped from DDP)."""
+    return {n: unwrap(m) for n, m in model.named_children() if any(True for _ in m.parameters())}
+
+
+@dataclass
+class RefineBatches:
+    """Iteration -> this rank's ``(real_a, real_b, mask_a, mask_b)``: a pure, picklable function of the
+    iteration (data-loader workers call it ahead of the loop). Domain A is visited in a per-epoch permutation,
+    domain B drawn at random; sample j of the global batch is cropped and flipped with its own generator, so a
+    rank draws its share without drawing the others'."""
+
+    set_a: ImageSet
+    set_b: ImageSet
+    seed: int
+    batch_size: int
+    iterations_per_epoch: int
+    shard: tuple[int, int] = (0, 1)
+
+    def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        epoch, k = divmod(it, self.iterations_per_epoch)
+        order = sample_rng(self.seed, epoch, stream=11).permutation(len(self.set_a))
+        rng = sample_rng(self.seed, it, stream=12)
+        n = self.batch_size
+        a_items = [int(order[(k * n + j) % len(order)]) for j in range(n)]
+        b_items = [int(v) for v in rng.integers(0, len(self.set_b), n)]
+        rank, world = self.shard
+        mine = range(rank * n // world, (rank + 1) * n // world)
+        real_a, mask_a = self.set_a.batch([a_items[j] for j in mine], [sample_rng(self.seed, it, 14, j) for j in mine])
+        real_b, mask_b = self.set_b.batch([b_items[j] for j in mine], [sample_rng(self.seed, it, 15, j) for j in mine])
+        return real_a, real_b, mask_a, mask_b
+
+
+def _own_extras(tensors: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """This rank's extra tensors from a checkpoint: its own (``rank<r>/`` names) when the job that wrote it had
+    this rank, else rank 0's."""
+    mine = {k[len(f"rank{rank}/"):]: v for k, v in tensors.items() if k.startswith(f"rank{rank}/")}
+    return mine or {k: v for k, v in tensors.items() if not k.startswith("rank")}
+
+
+def _all_extras(ctx: Compute, model: RefinerModel) -> dict[str, torch.Tensor]:
+    """Every rank's extra tensors (image pools, feature means) for rank 0's checkpoint: rank 0's under their
+    names (what a single process reads), rank r's under ``rank<r>/``."""
+    own = {k: v.detach().cpu() for k, v in model.extra_tensors().items()}
+    everyone = gather_objects(own)
+    if everyone is None:
+        return {}
+    out = dict(everyone[0])
+    for r, extras in enumerate(everyone[1:], 1):
+        out.update({f"rank{r}/{k}": v for k, v in extras.items()})
+    return {**out, **ctx.state_tensors()}
 
 
 @dataclass(frozen=True)
@@ -63,15 +118,26 @@ def train(
     *,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> RefineResult:
     """Train (or resume) a refiner from ``source`` (synthetic, domain A) to ``target`` (real, domain B).
 
     ``config`` is a RefinerConfig, a YAML path, a dict or None: the defaults for a new run, the run's own
-    config when ``out`` already holds a refiner run."""
+    config when ``out`` already holds a refiner run. ``device`` and ``precision`` override the config's (a run
+    resumes on any device). Under torchrun the processes train data-parallel and rank 0 writes the run."""
     out = Path(out)
     if config is None and (out / RUN_JSON).is_file():
         config = RunStore.open(out, RUN_KIND).config(RefinerConfig)
-    cfg = load_config(RefinerConfig, config, overrides)
+    ov = dict(overrides or {})
+    ov.update({k: v for k, v in (("device", device), ("precision", precision)) if v is not None})
+    cfg = load_config(RefinerConfig, config, ov)
+    with compute(cfg.device, cfg.precision, cfg.deterministic) as ctx:
+        return _train(source, target, out, cfg, ctx, progress)
+
+
+def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig, ctx: Compute,
+           progress: bool) -> RefineResult:
     src_ds, tgt_ds = Dataset.open(source), Dataset.open(target)
     channels = resolve_channels(src_ds, tgt_ds, cfg.data.channels)
     needs_masks = cfg.loss.lambda_mask_identity > 0
@@ -80,10 +146,12 @@ def train(
     set_a.check_all()
     set_b.check_all()
     t = cfg.train
+    shard_size(t.batch_size, ctx.dist, "train.batch_size")
     ipe = t.iterations_per_epoch or math.ceil(max(len(set_a), len(set_b)) / t.batch_size)
-    store, resumed = RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE,
-                                      info={"model": cfg.model, "channels": channels, "source": str(source),
-                                            "target": str(target), "iterations_per_epoch": ipe})
+    store, resumed = on_main(lambda: RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE, info={
+        "model": cfg.model, "channels": channels, "source": str(source), "target": str(target),
+        "iterations_per_epoch": ipe}))
+    store = store if ctx.is_main else store.follower()
     if resumed:
         if store.info.get("imported_from"):
             raise RunError(f"{out}: holds an imported generator (no discriminators or optimiser state) that "
@@ -96,18 +164,23 @@ def train(
     total_epochs = t.epochs + t.epochs_decay
     log = store.logger("refine")
     torch.manual_seed(t.seed)
-    model = build_model(cfg, channels)
+    model = build_model(cfg, channels).to(ctx.device)
+    model.amp = ctx
     model.train()
     start_epoch = 0
     found = store.latest_checkpoint()
     if found is not None:
         extra = store.load_checkpoint(found, refiner_modules(model), model.optimizers)
-        model.load_extra_tensors(extra)
+        model.load_extra_tensors({k: v.to(ctx.device) for k, v in _own_extras(extra, ctx.dist.rank).items()})
+        ctx.load_state_tensors(extra)
         start_epoch = int(found.meta["epoch"])
         log.info("resumed from %s (epoch %d, iteration %d)", found.path.name, start_epoch, found.step)
+    for name, net in refiner_modules(model).items():  # gradients averaged over ranks in backward
+        setattr(model, name, ctx.wrap(net))
     store.truncate_metrics(start_epoch * ipe, key="iteration")
     log.info(
-        "training %s: %d source samples, %d target samples, %d iterations/epoch, epochs %d..%d; params %s",
+        "training %s: %d source samples, %d target samples, %d iterations/epoch, epochs %d..%d; params %s; "
+        "device %s, precision %s, %d process(es)",
         cfg.model,
         len(set_a),
         len(set_b),
@@ -115,25 +188,25 @@ def train(
         start_epoch + 1,
         total_epochs,
         model_summary(model),
+        ctx.device,
+        ctx.precision,
+        ctx.dist.world_size,
     )
-    fixed = set_a.fixed_samples(t.num_samples) if t.num_samples else None
+    fixed = set_a.fixed_samples(t.num_samples) if t.num_samples and ctx.is_main else None
     total_iters = total_epochs * ipe
-    with make_progress("it", disable=not progress) as prog:
+    batches = RefineBatches(set_a, set_b, t.seed, t.batch_size, ipe, (ctx.dist.rank, ctx.dist.world_size))
+    loader = iter(step_loader(batches, start_epoch * ipe, total_iters, cfg.data.workers, ctx.pin_memory))
+    with make_progress("it", disable=not (progress and ctx.is_main)) as prog:
         task = prog.add_task(f"refine {cfg.model}", total=total_iters, completed=start_epoch * ipe)
         for epoch in range(start_epoch, total_epochs):
             model.set_epoch(epoch)
-            order = sample_rng(t.seed, epoch, stream=11).permutation(len(set_a))
-            window: dict[str, list[float]] = defaultdict(list)
-            epoch_sums: dict[str, list[float]] = defaultdict(list)
+            window: dict[str, list[torch.Tensor]] = defaultdict(list)
+            epoch_sums: dict[str, list[torch.Tensor]] = defaultdict(list)
             tick = time.perf_counter()
             for k in range(ipe):
                 it = epoch * ipe + k
-                rng = sample_rng(t.seed, it, stream=12)
                 torch.manual_seed(sample_seed(t.seed, it, stream=13))
-                a_items = [int(order[(k * t.batch_size + j) % len(order)]) for j in range(t.batch_size)]
-                b_items = [int(v) for v in rng.integers(0, len(set_b), t.batch_size)]
-                real_a, mask_a = set_a.batch(a_items, rng)
-                real_b, mask_b = set_b.batch(b_items, rng)
+                real_a, real_b, mask_a, mask_b = (ctx.to(v) for v in next(loader))
                 losses = model.train_step(real_a, real_b, mask_a, mask_b, epoch)
                 for name, v in losses.items():
                     window[name].append(v)
@@ -147,23 +220,24 @@ def train(
                         "epoch": epoch + 1,
                         # the learning rate the optimisers used (not the planned one)
                         "lr": next(iter(model.optimizers.values())).param_groups[0]["lr"],
-                        **{n: float(np.mean(v)) for n, v in window.items()},
+                        **ctx.mean({n: torch.stack(v).float().mean() for n, v in window.items()}),
                         "it_per_s": n_win / max(now - tick, 1e-9),
                     })
                     tick = now
                     window.clear()
-            summary = {n: float(np.mean(v)) for n, v in epoch_sums.items()}
+            summary = ctx.mean({n: torch.stack(v).float().mean() for n, v in epoch_sums.items()})
             log.info("epoch %d/%d lr %.3g %s", epoch + 1, total_epochs,
                      next(iter(model.optimizers.values())).param_groups[0]["lr"],
                      " ".join(f"{n}={v:.4f}" for n, v in summary.items()))
             if fixed is not None:
                 model.eval()
-                grid = sample_grid(model.sample_columns(fixed))
+                with torch.no_grad():
+                    grid = sample_grid([c.float().cpu() for c in model.sample_columns(ctx.to(fixed))])
                 model.train()
                 store.save_sample(f"epoch_{epoch + 1:04d}.png", encode_image(grid))
             if (epoch + 1) % t.checkpoint_every == 0 or epoch + 1 == total_epochs:
                 store.save_checkpoint(
-                    (epoch + 1) * ipe, refiner_modules(model), model.optimizers, extra=model.extra_tensors(),
+                    (epoch + 1) * ipe, refiner_modules(model), model.optimizers, extra=_all_extras(ctx, model),
                     meta={"epoch": epoch + 1, "iteration": (epoch + 1) * ipe, "model": cfg.model,
                           "channels": channels, "architecture": cfg.architecture(), "losses": summary},
                     keep=t.keep_checkpoints)

@@ -23,6 +23,8 @@ from simreal.nn.gan import (
 )
 from simreal.nn.patchnce import PatchSampleF, patch_nce_loss
 from simreal.refine.config import RefinerConfig
+from simreal.runtime.compute import Compute
+from simreal.runtime.distributed import unwrap
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -57,6 +59,7 @@ class RefinerModel(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.feature_ema: dict[str, Tensor] = {}
         self._features: FeatureExtractor | None = None
+        self.amp = Compute()  # device/precision of the training step (set by the trainer)
 
     # construction helpers --------------------------------------------------
     def _generator(self) -> nn.Module:
@@ -89,6 +92,15 @@ class RefinerModel(nn.Module):
         elif p.extractor == "discriminator":
             self._features = DiscriminatorFeatureExtractor(discriminators, p.disc_layers)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> RefinerModel:
+        # .to(device)/.float() also reach the VGG16 of a perceptual loss (held outside the module tree so
+        # checkpoints do not carry its fixed weights)
+        super()._apply(fn, recurse)
+        vgg = getattr(getattr(self, "_features", None), "vgg", None)
+        if isinstance(vgg, nn.Module):
+            vgg._apply(fn, recurse)
+        return self
+
     # public API ----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> float:
         """Set every optimiser's learning rate for 0-based ``epoch``; returns it."""
@@ -104,7 +116,8 @@ class RefinerModel(nn.Module):
 
     def train_step(
         self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
-    ) -> dict[str, float]:  # pragma: no cover - overridden
+    ) -> dict[str, Tensor]:  # pragma: no cover - overridden
+        """One update of every network; the losses as detached 0-dim tensors (no host sync per step)."""
         raise NotImplementedError
 
     def sample_columns(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - overridden
@@ -131,7 +144,7 @@ class RefinerModel(nn.Module):
         mom = self.cfg.loss.perceptual.mean_momentum
         loss = fake.new_zeros(())
         with torch.no_grad():
-            real_means = [f.mean(dim=(0, 2, 3)) for f in self._feat(real, domain)]
+            real_means = [f.float().mean(dim=(0, 2, 3)) for f in self._feat(real, domain)]
         for i, (ff, rm) in enumerate(zip(self._feat(fake, domain), real_means, strict=True)):
             key = f"{domain}.{i}"
             prev = self.feature_ema.get(key)
@@ -192,13 +205,21 @@ class CycleGAN(RefinerModel):
     # training ---------------------------------------------------------------------
     def train_step(
         self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
+        with self.amp.autocast():
+            out = self._train_step(real_a, real_b, mask_a, mask_b, epoch)
+        self.amp.update()
+        return out
+
+    def _train_step(
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+    ) -> dict[str, Tensor]:
         cfg = self.cfg
         la, lb = cfg.loss.lambda_A, cfg.loss.lambda_B
         switched = self.after_switch(epoch)
         if self.aggan:
             for d in (self.D_A, self.D_B):
-                d.norm_enabled = not switched
+                unwrap(d).norm_enabled = not switched
             set_requires_grad([self.att_A, self.att_B], not switched)
 
         fake_b, att_a = self.translate_a(real_a)
@@ -238,8 +259,8 @@ class CycleGAN(RefinerModel):
                 self._mean_feat_loss(fake_b, real_b, "B") + self._mean_feat_loss(fake_a, real_a, "A")
             ) * p.lambda_mean_feat
         loss_g = sum(losses.values(), real_a.new_zeros(()))
-        loss_g.backward()
-        self.optimizers["G"].step()
+        self.amp.backward(loss_g)
+        self.amp.step(self.optimizers["G"])
 
         # discriminators
         set_requires_grad([self.D_A, self.D_B], True)
@@ -255,10 +276,10 @@ class CycleGAN(RefinerModel):
         losses["D_A"] = 0.5 * (
             self.gan_loss(self.D_A(real_a * rm_a), True) + self.gan_loss(self.D_A(pooled_a), False)
         )
-        (losses["D_A"] + losses["D_B"]).backward()
-        self.optimizers["D"].step()
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out["G"] = float(loss_g.detach())
+        self.amp.backward(losses["D_A"] + losses["D_B"])
+        self.amp.step(self.optimizers["D"])
+        out = {k: v.detach() for k, v in losses.items()}
+        out["G"] = loss_g.detach()
         return out
 
     @torch.no_grad()
@@ -330,7 +351,15 @@ class CUT(RefinerModel):
 
     def train_step(
         self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
+        with self.amp.autocast():
+            out = self._train_step(real_a, real_b, mask_a, mask_b)
+        self.amp.update()
+        return out
+
+    def _train_step(
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None
+    ) -> dict[str, Tensor]:
         cfg = self.cfg
         n = real_a.shape[0]
         idt = cfg.cut.nce_idt and cfg.cut.lambda_nce > 0
@@ -345,8 +374,8 @@ class CUT(RefinerModel):
         losses["D"] = 0.5 * (
             self.gan_loss(self.D(fake_b.detach()), False) + self.gan_loss(self.D(real_b), True)
         )
-        losses["D"].backward()
-        self.optimizers["D"].step()
+        self.amp.backward(losses["D"])
+        self.amp.step(self.optimizers["D"])
 
         # generator and F
         set_requires_grad([self.D], False)
@@ -376,13 +405,13 @@ class CUT(RefinerModel):
             )
         else:
             total = sum(g_losses.values(), real_a.new_zeros(()))
-        total.backward()
-        self.optimizers["G"].step()
-        self.optimizers["F"].step()
+        self.amp.backward(total)
+        self.amp.step(self.optimizers["G"])
+        self.amp.step(self.optimizers["F"])
         set_requires_grad([self.D], True)
         losses.update(g_losses)
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out["G"] = float(total.detach())
+        out = {k: v.detach() for k, v in losses.items()}
+        out["G"] = total.detach()
         return out
 
     @torch.no_grad()

@@ -19,13 +19,16 @@ from simreal.metrics.kid import kid_from_features
 from simreal.metrics.pca import pca_plot
 from simreal.refine.crops import ann_center, crop_refine_reinsert
 from simreal.refine.data import to_tensor, to_uint8
-from simreal.refine.run import load_refiner
+from simreal.refine.run import host_refine_fn, load_refiner
+from simreal.runtime.device import resolve_device
 from simreal.runtime.io import atomic_path, atomic_write_json, atomic_write_text
 
 
-def refined_images(run: str | Path, source: str | Path, max_images: int | None = None) -> list[np.ndarray]:
-    """Refine the first ``max_images`` images of ``source`` in memory (RGB uint8)."""
-    model, cfg, info, _ = load_refiner(run)
+def refined_images(run: str | Path, source: str | Path, max_images: int | None = None,
+                   device: str | None = "cpu") -> list[np.ndarray]:
+    """Refine the first ``max_images`` images of ``source`` in memory (RGB uint8), on ``device``."""
+    model, cfg, info, _ = load_refiner(run, device=device)
+    refine = host_refine_fn(model)
     ds = Dataset.open(source)
     mode = "L" if int(info["channels"]) == 1 else "RGB"
     n = len(ds) if max_images is None else min(max_images, len(ds))
@@ -41,7 +44,7 @@ def refined_images(run: str | Path, source: str | Path, max_images: int | None =
                 y = crop_refine_reinsert(
                     img,
                     centers,
-                    model.refine,
+                    refine,
                     cfg.crops.size,
                     instance_mask=mask,
                     instance_ids=[int(v) for v in ids] if mask is not None else None,
@@ -52,7 +55,7 @@ def refined_images(run: str | Path, source: str | Path, max_images: int | None =
                     reinsert=cfg.crops.reinsert,
                 )
             else:
-                y = to_uint8(model.refine(to_tensor(img)[None])[0])
+                y = to_uint8(refine(to_tensor(img)[None])[0])
             if y.ndim == 2:
                 y = np.repeat(y[:, :, None], 3, axis=2)
             out.append(y)
@@ -112,11 +115,13 @@ def evaluate(
     kid_subset_size: int = 1000,
     kid_subsets: int = 100,
     seed: int = 2020,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
     """Compare synthetic, refined and real images of a run in the feature space of ``extractor`` (a name:
-    inception | vgg16 | pixels, with its local ``weights`` file; or an extractor object); writes
-    eval.json and report.md into the run folder."""
+    inception | vgg16 | pixels, with its local ``weights`` file; or an extractor object); networks run on
+    ``device``; writes eval.json and report.md into the run folder."""
     run = Path(run)
+    dev = resolve_device(device, "--device")
     _, _, info, meta = load_refiner(run)
     if isinstance(extractor, str):
         from simreal.metrics.features import make_extractor
@@ -126,10 +131,10 @@ def evaluate(
     extractor_name = extractor_name or type(extractor).__name__
     source = source or info["source"]
     target = target or info["target"]
-    feats_syn = extract_features(source, extractor, max_images=max_images, description="synthetic")
-    feats_real = extract_features(target, extractor, max_images=max_images, description="real")
-    refined = refined_images(run, source, max_images)
-    feats_ref = extract_features(refined, extractor, description="refined")
+    feats_syn = extract_features(source, extractor, max_images=max_images, description="synthetic", device=dev)
+    feats_real = extract_features(target, extractor, max_images=max_images, description="real", device=dev)
+    refined = refined_images(run, source, max_images, device=str(dev))
+    feats_ref = extract_features(refined, extractor, description="refined", device=dev)
     res: dict[str, Any] = {
         "run": str(run),
         "checkpoint_epoch": meta.get("epoch"),

@@ -4,12 +4,17 @@ channels, datasets, iterations per epoch), ``config.yaml``, ``checkpoints/``, ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import Tensor
 
 from simreal.errors import RunError
 from simreal.refine.config import RefinerConfig
 from simreal.refine.models import RefinerModel, build_model
+from simreal.runtime.device import resolve_device
 from simreal.runtime.runstore import Checkpoint, RunStore
 
 RUN_KIND = "refine"
@@ -32,10 +37,11 @@ def generator_names(cfg: RefinerConfig) -> tuple[str, ...]:
     return ("G_A", "att_A") if cfg.model == "cyclegan" else ("G",)
 
 
-def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None
+def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None, device: str | None = "cpu"
                  ) -> tuple[RefinerModel, RefinerConfig, dict[str, Any], dict[str, Any]]:
-    """The refiner of a run at ``checkpoint`` (default its latest), in eval mode: (model, config, run info,
-    checkpoint metadata)."""
+    """The refiner of a run at ``checkpoint`` (default its latest), in eval mode on ``device`` (checkpoints
+    are device-agnostic): (model, config, run info, checkpoint metadata)."""
+    dev = resolve_device(device, "--device")
     store = open_run(run)
     cfg = store.config(RefinerConfig)
     if store.info.get("model") != cfg.model:
@@ -45,8 +51,20 @@ def load_refiner(run: str | Path, checkpoint: Checkpoint | None = None
         raise RunError(f"{store.root}: no finished checkpoint yet (train first)")
     model = build_model(inference_config(cfg), int(store.info["channels"]))
     store.load_checkpoint(found, {n: m for n, m in model.named_children() if n in generator_names(cfg)})
+    model.to(dev)
     model.eval()
     return model, cfg, store.info, {**found.meta, "checkpoint": found.path.name}
+
+
+def host_refine_fn(model: RefinerModel) -> Callable[[Tensor], Tensor]:
+    """Host images in [-1, 1] -> refined host images, through ``model`` on its device, without gradients."""
+    dev = next(model.parameters()).device
+
+    def fn(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return model.refine(x.to(dev, non_blocking=True)).float().cpu()
+
+    return fn
 
 
 def import_generator(weights: str | Path, out: str | Path,

@@ -19,7 +19,7 @@ from simreal.datasets import Dataset, DatasetWriter, encode_image, extras
 from simreal.errors import DatasetError, RunError
 from simreal.refine.crops import ann_center, crop_refine_reinsert
 from simreal.refine.data import dataset_channels, to_tensor, to_uint8
-from simreal.refine.run import load_refiner
+from simreal.refine.run import host_refine_fn, load_refiner
 from simreal.runtime.manifest import DONE, FAILED, Manifest
 from simreal.runtime.progress import close_logger, folder_logger, make_progress
 
@@ -69,11 +69,13 @@ def apply(
     crops: bool | None = None,
     progress: bool = True,
     command: str = "simreal refine apply",
+    device: str | None = "auto",
 ) -> ApplyResult:
     """Refine ``source`` into the dataset folder ``out`` (domain "refined"; annotations and masks copied
-    unchanged); ``crops`` None uses the run's crop-refine-reinsert setting. Resumes an interrupted run."""
+    unchanged) with the run's generator on ``device``; ``crops`` None uses the run's crop-refine-reinsert
+    setting. Resumes an interrupted run."""
     run, out = Path(run), Path(out)
-    model, cfg, info, meta = load_refiner(run)
+    model, cfg, info, meta = load_refiner(run, device=device)
     ds = Dataset.open(source)
     channels = int(info["channels"])
     src_channels = dataset_channels(ds)
@@ -118,10 +120,7 @@ def apply(
     todo = [i for i in range(len(ds)) if i not in done]
     log.info("refining %d of %d images of %s with %s (crops=%s)", len(todo), len(ds), source, run, use_crops)
 
-    def refine_fn(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return model.refine(x)
-
+    refine_fn = host_refine_fn(model)
     failures = 0
     with make_progress("img", disable=not progress) as prog:
         task = prog.add_task("refine apply", total=len(ds), completed=len(done))

@@ -35,12 +35,16 @@ def render(
     address: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    variant: str | None = None,
+    gpus_per_task: float | None = None,
 ) -> RenderSummary:
     """Render an annotated synthetic dataset into ``out`` (resuming whatever is already there).
 
     ``config`` is a built-in tier ("low", "high", "high_v1"), a scene YAML, a SceneConfig or a dict; ``count``,
     ``seed``, ``resolution`` (square) and ``crop`` override it, as do dotted ``overrides``. The output is
-    byte-identical for any number of ``workers`` (default: one per core) and on Ray.
+    byte-identical for any number of ``workers`` (default: one per core) and on Ray. ``variant`` overrides
+    ``render.variant`` (scalar_rgb, llvm_ad_rgb, cuda_ad_rgb); on Ray, cuda_ad_rgb tasks ask for
+    ``gpus_per_task`` GPUs (default 1).
     """
     from simreal.config import load_config
     from simreal.errors import ConfigError
@@ -58,7 +62,9 @@ def render(
         ov["resolution"] = [resolution, resolution]
     if crop:
         ov["crop.enabled"] = True
+    if variant is not None:
+        ov["render.variant"] = variant
     src = tier_path(config) if isinstance(config, (str, Path)) else config
     cfg = load_config(SceneConfig, src, ov)
     return render_dataset(cfg, out, workers=workers or os.cpu_count() or 1, executor=executor, address=address,
-                          command=command or "simreal.render()", quiet=not progress)
+                          command=command or "simreal.render()", quiet=not progress, gpus_per_task=gpus_per_task)

@@ -138,9 +138,19 @@ def render_dataset(
     address: str | None = None,
     command: str | None = None,
     quiet: bool = False,
+    gpus_per_task: float | None = None,
 ) -> RenderSummary:
-    """Render ``cfg`` into the dataset folder ``out`` (resuming whatever is already there)."""
+    """Render ``cfg`` into the dataset folder ``out`` (resuming whatever is already there). On Ray, tasks of the
+    GPU variant ask for ``gpus_per_task`` GPUs (default 1; a fraction shares a GPU between tasks)."""
+    from simreal.render.backends.mitsuba import check_variant
+
     out = Path(out)
+    check_variant(cfg.render.variant)
+    gpu_variant = cfg.render.variant.startswith("cuda")
+    num_gpus = (1.0 if gpus_per_task is None else float(gpus_per_task)) if gpu_variant else 0.0
+    if gpus_per_task is not None and gpus_per_task > 0 and not gpu_variant:
+        raise ConfigError(f"--gpus-per-task {gpus_per_task:g}: render.variant {cfg.render.variant} renders on the "
+                          "CPU (use cuda_ad_rgb)")
     digest = config_hash(cfg)
     _check_out(out, digest)
     dry_run(cfg)  # every file and sampler setting is checked before anything is written
@@ -157,8 +167,8 @@ def render_dataset(
         manifest.ensure((i, sample_seed(cfg.seed, i)) for i in range(cfg.count))
         done = set(manifest.ids_with_status(DONE)) - _missing_files(out, manifest)
         todo = [i for i in range(cfg.count) if i not in done]
-        log.info("render %s: %d samples, %d done, %d to do, workers=%d executor=%s",
-                 out, cfg.count, len(done), len(todo), workers, executor)
+        log.info("render %s: %d samples, %d done, %d to do, workers=%d executor=%s variant=%s",
+                 out, cfg.count, len(done), len(todo), workers, executor, cfg.render.variant)
         cfg_json = cfg.model_dump_json()
         writer = DatasetWriter(out, cfg.name, "synthetic", _categories(cfg))
         t0 = time.perf_counter()
@@ -170,7 +180,8 @@ def render_dataset(
         with make_progress("img", disable=quiet) as prog:
             task = prog.add_task(f"render {out.name}", total=len(todo))
             for (_, _, index), result, err in map_tasks(
-                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, fast_exit=True
+                render_sample, ((cfg_json, cfg.seed, i) for i in todo), executor, workers, address, num_gpus,
+                fast_exit=True,
             ):
                 if not first_result:
                     first_result = time.perf_counter() - t0

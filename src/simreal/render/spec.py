@@ -37,10 +37,14 @@ Kelvin = Annotated[tuple[float, float], _range(1000, 40000, what="colour tempera
 class AssetSpec(StrictModel):
     """One target object: a built-in canister, a primitive, or a mesh file."""
 
-    kind: Literal["canister", "primitive", "mesh"] = "canister"
-    shape: Literal["cube", "sphere", "cylinder", "cone", "torus"] = "cube"
-    path: str | None = None
-    canister: dict[str, Any] = Field(default_factory=dict)
+    kind: Literal["canister", "primitive", "mesh"] = Field(
+        "canister", description="canister: the procedural canister (docs/assets.md); primitive: a textured shape; "
+                                "mesh: a mesh file, normalised to unit size")
+    shape: Literal["cube", "sphere", "cylinder", "cone", "torus"] = Field("cube", description="primitive: which shape")
+    path: str | None = Field(None, description="mesh: an OBJ, PLY, STL, GLB or glTF file (relative to the working "
+                                               "folder)")
+    canister: dict[str, Any] = Field(default_factory=dict, description="canister: overrides of the canister spec "
+                                                                        "(body, cap, bands, label; docs/assets.md)")
 
     @model_validator(mode="after")
     def _mesh_needs_path(self) -> AssetSpec:
@@ -52,47 +56,64 @@ class AssetSpec(StrictModel):
 class ObjectSpec(StrictModel):
     """A category of target objects and how many of them appear."""
 
-    category: str
-    asset: AssetSpec = Field(default_factory=AssetSpec)
-    count: IntRange = (1, 1)
-    size: PositiveRange = (0.8, 1.2)
-    tilt: Range = (0.0, 0.0)
-    spread: float = Field(0.0, ge=0.0)
+    category: str = Field(description="class name written to the COCO categories (ids 1..K in order of first "
+                                      "appearance)")
+    asset: AssetSpec = Field(default_factory=AssetSpec, description="what the object is")
+    count: IntRange = Field((1, 1), description="instances per image, [low, high] inclusive")
+    size: PositiveRange = Field((0.8, 1.2), description="largest extent in scene units, drawn per instance")
+    tilt: Range = Field((0.0, 0.0), description="tilt from upright in degrees, drawn per instance (the spin about "
+                                                "the vertical is uniform)")
+    spread: float = Field(0.0, ge=0.0, description="instances after the first are offset in x and y by up to this "
+                                                   "many scene units")
 
 
 class TextureSpec(StrictModel):
     """Textures for primitives, meshes without their own, distractors and the ground."""
 
-    probability: float = Field(0.5, ge=0.0, le=1.0)
-    procedural: list[Literal["noise", "stripes", "checker", "solid"]] = ["noise", "stripes", "checker"]
-    folder: str | None = None
-    size: int = Field(128, ge=8, le=4096)
+    probability: float = Field(0.5, ge=0.0, le=1.0, description="chance that a surface gets a texture instead of a "
+                                                                "plain colour")
+    procedural: list[Literal["noise", "stripes", "checker", "solid"]] = Field(
+        ["noise", "stripes", "checker"], description="procedural texture kinds to draw from")
+    folder: str | None = Field(None, description="folder of texture images drawn from besides the procedural kinds")
+    size: int = Field(128, ge=8, le=4096, description="side of the generated texture images, pixels")
 
 
 class MaterialSpec(StrictModel):
     """Principled material ranges."""
 
-    roughness: UnitRange = (0.2, 0.9)
-    metallic: UnitRange = (0.0, 0.3)
-    textures: TextureSpec = Field(default_factory=TextureSpec)
-    wear_probability: float = Field(0.3, ge=0.0, le=1.0)
-    wear: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    roughness: UnitRange = Field((0.2, 0.9), description="principled BSDF roughness range")
+    metallic: UnitRange = Field((0.0, 0.3), description="principled BSDF metallic range")
+    textures: TextureSpec = Field(default_factory=TextureSpec, description="textures of primitives, meshes without "
+                                                                           "their own, distractors and the ground")
+    wear_probability: float = Field(0.3, ge=0.0, le=1.0, description="chance that an object gets dust, grime and "
+                                                                     "scratch overlays")
+    wear: dict[str, tuple[float, float]] = Field(default_factory=dict, description="ranges of the wear overlays by "
+                                                                                   "name: dust, grime, scratches")
 
 
 class CameraSpec(StrictModel):
     """Camera placed uniformly by area on a sphere segment around the target (Z up)."""
 
-    model: Literal["pinhole", "thinlens", "fisheye"] = "pinhole"
-    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = (20.0, 80.0)
-    phi: Range = (0.0, 360.0)
-    radius: Annotated[tuple[float, float], _range(0, strict_lo=True, what="a positive radius")] = (2.5, 4.0)
-    fov: Annotated[tuple[float, float], _range(0, 180, True, True, "field of view in (0, 180) degrees")] = (35.0, 50.0)
-    look_at_jitter: float = Field(0.1, ge=0.0)
-    roll: Range = (-10.0, 10.0)
-    exposure: Range = (-0.3, 0.3)
-    aperture: Annotated[tuple[float, float], _range(0, what="a non-negative aperture radius")] = (0.0, 0.0)
-    focus_jitter: float = Field(0.1, ge=0.0)
-    fisheye_fov: float = Field(180.0, gt=0.0, le=360.0)
+    model: Literal["pinhole", "thinlens", "fisheye"] = Field(
+        "pinhole", description="pinhole; thinlens (depth of field); fisheye (equidistant, r = f theta)")
+    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = Field(
+        (20.0, 80.0), description="polar angle of the camera from the zenith, degrees")
+    phi: Range = Field((0.0, 360.0), description="azimuth of the camera, degrees")
+    radius: Annotated[tuple[float, float], _range(0, strict_lo=True, what="a positive radius")] = Field(
+        (2.5, 4.0), description="distance from the look-at point, scene units")
+    fov: Annotated[tuple[float, float], _range(0, 180, True, True, "field of view in (0, 180) degrees")] = Field(
+        (35.0, 50.0), description="pinhole/thinlens horizontal field of view, degrees")
+    look_at_jitter: float = Field(0.1, ge=0.0, description="std of the look-at point's offset from the target, in "
+                                                            "object radii")
+    roll: Range = Field((-10.0, 10.0), description="rotation about the viewing axis, degrees")
+    exposure: Range = Field((-0.3, 0.3), description="exposure offset in EV applied to the linear image before "
+                                                     "tone mapping")
+    aperture: Annotated[tuple[float, float], _range(0, what="a non-negative aperture radius")] = Field(
+        (0.0, 0.0), description="thinlens: lens radius, scene units")
+    focus_jitter: float = Field(0.1, ge=0.0, description="thinlens: focus distance is the look-at distance times "
+                                                          "1 + U(-j, j)")
+    fisheye_fov: float = Field(180.0, gt=0.0, le=360.0, description="fisheye: field of view across the image "
+                                                                     "width, degrees")
 
 
 
@@ -123,18 +144,22 @@ class EnvironmentSpec(StrictModel):
 class LightsSpec(StrictModel):
     """0..N point, spot and directional lights."""
 
-    count: IntRange = (1, 2)
-    kinds: list[Literal["point", "spot", "directional"]] = ["point", "spot", "directional"]
-    intensity: NonNegRange = (0.5, 2.0)
-    temperature: Annotated[tuple[float, float], _range(1000, 40000, what="colour temperatures in [1000, 40000] K")] = (
-        3000.0, 8000.0)
-    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = (10.0, 70.0)
-    distance: PositiveRange = (3.0, 6.0)
+    count: IntRange = Field((1, 2), description="lights per image, [low, high] inclusive")
+    kinds: list[Literal["point", "spot", "directional"]] = Field(
+        ["point", "spot", "directional"], description="light kinds to draw from")
+    intensity: NonNegRange = Field((0.5, 2.0), description="irradiance at the target")
+    temperature: Kelvin = Field(
+        (3000.0, 8000.0), description="black-body colour temperature, K")
+    theta: Annotated[tuple[float, float], _range(0, 180, what="polar angles in [0, 180] degrees")] = Field(
+        (10.0, 70.0), description="polar angle of the light from the zenith, degrees")
+    distance: PositiveRange = Field((3.0, 6.0), description="point/spot: distance from the target, scene units")
 
 
 class LightingSpec(StrictModel):
-    environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
-    lights: LightsSpec = Field(default_factory=LightsSpec)
+    """Environment light plus discrete lights."""
+
+    environment: EnvironmentSpec = Field(default_factory=EnvironmentSpec, description="light from every direction")
+    lights: LightsSpec = Field(default_factory=LightsSpec, description="point, spot and directional lights")
 
 
 class GroundSpec(StrictModel):
@@ -213,58 +238,71 @@ class FilmSpec(StrictModel):
 class DistractorSpec(StrictModel):
     """Flying primitives with random materials that partially occlude the targets."""
 
-    count: IntRange = (0, 3)
-    shapes: list[Literal["cube", "sphere", "cylinder", "cone", "torus"]] = ["cube", "sphere", "cylinder"]
-    size: NonNegRange = (0.15, 0.5)
-    distance: NonNegRange = (0.3, 1.0)
-    segments: int = Field(24, ge=3, le=512)
+    count: IntRange = Field((0, 3), description="distractors per image, [low, high] inclusive")
+    shapes: list[Literal["cube", "sphere", "cylinder", "cone", "torus"]] = Field(
+        ["cube", "sphere", "cylinder"], description="primitive shapes to draw from")
+    size: NonNegRange = Field((0.15, 0.5), description="largest extent, scene units")
+    distance: NonNegRange = Field((0.3, 1.0), description="lateral offset from the camera-target line, in object "
+                                                          "radii")
+    segments: int = Field(24, ge=3, le=512, description="tessellation of round primitives")
 
 
 class RenderSpec(StrictModel):
     """Integrator settings (the fidelity knobs)."""
 
-    spp: int = Field(16, ge=1, le=65536)
-    max_depth: int = Field(4, ge=1, le=64)
-    filter: Literal["gaussian", "box"] = "gaussian"
-    variant: str = "scalar_rgb"
+    spp: int = Field(16, ge=1, le=65536, description="path-tracing samples per pixel")
+    max_depth: int = Field(4, ge=1, le=64, description="longest light path, bounces")
+    filter: Literal["gaussian", "box"] = Field("gaussian", description="pixel reconstruction filter (box is about "
+                                                                      "30 % faster in scalar_rgb)")
+    variant: Literal["scalar_rgb", "llvm_ad_rgb", "cuda_ad_rgb"] = Field(
+        "scalar_rgb", description="Mitsuba variant: scalar_rgb (CPU reference), llvm_ad_rgb (JIT-compiled, "
+        "vectorised CPU) or cuda_ad_rgb (GPU); labels are one ray per pixel centre in every variant, image bytes "
+        "differ between variants (docs/devices.md)")
     denoise: bool = Field(False, description="Open Image Denoise on the beauty pass (needs the 'denoise' extra; "
                                              "pair it with filter: box, see simreal.render.denoise)")
 
 
 class AnnotationSpec(StrictModel):
-    min_visibility: float = Field(0.1, ge=0.0, le=1.0)
+    """Which annotations count."""
+
+    min_visibility: float = Field(0.1, ge=0.0, le=1.0, description="visible / amodal area below which an "
+                                                                   "annotation gets simreal.ignore = 1")
 
 
 class CropSpec(StrictModel):
     """Crop mode: object-centred crops of the projected box, padded and resized."""
 
-    enabled: bool = False
-    size: int = Field(64, ge=8, le=4096)
-    padding: float = Field(0.15, ge=0.0, le=2.0)
+    enabled: bool = Field(False, description="write crops instead of whole images (also --crop)")
+    size: int = Field(64, ge=8, le=4096, description="side of the square crops, pixels")
+    padding: float = Field(0.15, ge=0.0, le=2.0, description="margin around the amodal box, as a fraction of its "
+                                                             "larger side")
 
 
 class SceneConfig(StrictModel):
     """A whole render job."""
 
-    name: str = "synthetic"
-    seed: int = 0
-    count: int = Field(100, ge=1)
-    resolution: tuple[int, int] = (128, 128)
-    image_format: Literal["png", "jpg"] = "png"
-    tier: str = "custom"
-    objects: list[ObjectSpec] = Field(default_factory=lambda: [ObjectSpec(category="canister")])
-    material: MaterialSpec = Field(default_factory=MaterialSpec)
-    camera: CameraSpec = Field(default_factory=CameraSpec)
-    lighting: LightingSpec = Field(default_factory=LightingSpec)
-    background: BackgroundSpec = Field(default_factory=BackgroundSpec)
-    distractors: DistractorSpec = Field(default_factory=DistractorSpec)
+    name: str = Field("synthetic", description="dataset name (dataset.json)")
+    seed: int = Field(0, description="root seed: image i is a pure function of (seed, i)")
+    count: int = Field(100, ge=1, description="number of images (--count overrides)")
+    resolution: tuple[int, int] = Field((128, 128), description="[width, height] in pixels, 8..8192")
+    image_format: Literal["png", "jpg"] = Field("png", description="file format of the images")
+    tier: str = Field("custom", description="fidelity tier recorded in the provenance (low, high, ...)")
+    objects: list[ObjectSpec] = Field(default_factory=lambda: [ObjectSpec(category="canister")],
+                                      description="target object categories (at least one)")
+    material: MaterialSpec = Field(default_factory=MaterialSpec, description="material ranges")
+    camera: CameraSpec = Field(default_factory=CameraSpec, description="camera model and placement")
+    lighting: LightingSpec = Field(default_factory=LightingSpec, description="environment and lights")
+    background: BackgroundSpec = Field(default_factory=BackgroundSpec, description="what is behind the objects")
+    distractors: DistractorSpec = Field(default_factory=DistractorSpec, description="occluding clutter")
     placement: PlacementSpec = Field(default_factory=PlacementSpec, description="objects on the ground or floating")
     film: FilmSpec = Field(default_factory=FilmSpec, description="exposure and tone curve")
-    negatives: float = Field(0.0, ge=0.0, le=1.0)
-    post: dict[str, Any] = Field(default_factory=dict)
-    render: RenderSpec = Field(default_factory=RenderSpec)
-    annotation: AnnotationSpec = Field(default_factory=AnnotationSpec)
-    crop: CropSpec = Field(default_factory=CropSpec)
+    negatives: float = Field(0.0, ge=0.0, le=1.0, description="fraction of images without targets (label 0)")
+    post: dict[str, Any] = Field(default_factory=dict, description="post-effects: lut, blur, vignette, grain, jpeg, "
+                                                                  "each with a probability p and ranges; lut_folder "
+                                                                  "(docs/assets.md); empty: the defaults")
+    render: RenderSpec = Field(default_factory=RenderSpec, description="integrator settings")
+    annotation: AnnotationSpec = Field(default_factory=AnnotationSpec, description="annotation thresholds")
+    crop: CropSpec = Field(default_factory=CropSpec, description="object-centred crop mode")
 
     @field_validator("resolution")
     @classmethod

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_HELP = "Device: auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
-_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def resolve_device(spec: str | None = "auto", where: str = "--device") -> torch.device:
@@ -23,7 +23,7 @@ def resolve_device(spec: str | None = "auto", where: str = "--device") -> torch.
     import torch
 
     s = (spec or "auto").strip().lower()
-    if not _PATTERN.match(s):
+    if not DEVICE_PATTERN.match(s):
         raise ConfigError(f"{where}: {spec!r} is not a device (expected auto, cpu, cuda, cuda:N or mps)")
     if s == "auto":
         if torch.cuda.is_available():
@@ -53,3 +53,20 @@ def _mps_available() -> bool:
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """The device types this machine has: ``cpu``, plus ``cuda`` and ``mps`` when present."""
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timing; a no-op on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -116,10 +116,20 @@ def _run_pool(fn: Callable[[Any], Any], tasks: list[Any], workers: int, fast_exi
                 submit_next()
 
 
+def ray_gpus_check(resources: dict[str, float], num_gpus: float) -> None:
+    """ConfigError unless a cluster with ``resources`` (``ray.cluster_resources()``) can run tasks asking for
+    ``num_gpus`` GPUs each (Ray would wait for them forever)."""
+    have = float(resources.get("GPU", 0.0))
+    if num_gpus > 0 and have < num_gpus:
+        raise ConfigError(f"--gpus-per-task {num_gpus:g}: the Ray cluster has {have:g} GPU(s); start GPU nodes "
+                          "(ray start ... --num-gpus N) or render with a CPU variant")
+
+
 def run_ray(
-    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, address: str | None = None
+    fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int, address: str | None = None, num_gpus: float = 0.0
 ) -> Iterator[Outcome]:
-    """Run tasks on Ray: a local instance (``address=None``) or an existing cluster."""
+    """Run tasks on Ray: a local instance (``address=None``) or an existing cluster; each task asks for one
+    CPU and ``num_gpus`` GPUs (a fraction shares a GPU between tasks)."""
     try:
         import ray
     except ImportError:
@@ -134,7 +144,8 @@ def run_ray(
         ray.init(**kwargs)
         started = True
     try:
-        remote = ray.remote(num_cpus=1)(_call)
+        ray_gpus_check(ray.cluster_resources(), num_gpus)
+        remote = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call)
         fn_ref = ray.put(fn)
         in_flight: dict[Any, Any] = {}
         it = iter(tasks)
@@ -172,10 +183,11 @@ def map_tasks(
     executor: str = "local",
     workers: int = 1,
     address: str | None = None,
+    num_gpus: float = 0.0,
     fast_exit: bool = False,
 ) -> Iterator[Outcome]:
-    """Map ``fn`` over ``tasks`` with the named executor ("local" or "ray"); ``fast_exit`` as in
-    :func:`run_local`."""
+    """Map ``fn`` over ``tasks`` with the named executor ("local" or "ray"); on Ray each task asks for
+    ``num_gpus`` GPUs; ``fast_exit`` as in :func:`run_local`."""
     if workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {workers}")
     if executor == "local":
@@ -183,5 +195,5 @@ def map_tasks(
             return run_inline(fn, tasks)
         return run_local(fn, tasks, workers, fast_exit=fast_exit)
     if executor == "ray":
-        return run_ray(fn, tasks, workers, address)
+        return run_ray(fn, tasks, workers, address, num_gpus)
     raise ConfigError(f"--executor: expected 'local' or 'ray', got {executor!r}")

@@ -34,6 +34,25 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` to fill; on success rename it onto ``path`` (which must
+    not exist or be empty), on error delete it: the folder appears complete or not at all."""
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically. ``durable`` also fsyncs before the rename (survives a
     power cut, not just a killed process); bulk writers whose manifest can re-check files skip it."""

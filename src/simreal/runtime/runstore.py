@@ -13,6 +13,10 @@ A run folder holds:
   ``best``) are ``<name>.safetensors`` + ``<name>.json``;
 * ``metrics.jsonl``: one JSON record per line; a torn last line (a killed writer) is skipped;
 * ``samples/``: PNG grids; ``log.txt``; ``report.md`` with PNG plots.
+
+In a data-parallel job rank 0 owns the folder; the other ranks hold a :meth:`RunStore.follower`, which
+reads the config and checkpoints and writes nothing (its writing methods do nothing), so the loops call
+the store alike on every rank and the folder is what a single process would have written.
 """
 
 from __future__ import annotations
@@ -76,11 +80,17 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 class RunStore:
     """One run folder. Open an existing run with :meth:`open`; start or resume one with :meth:`prepare`."""
 
-    def __init__(self, root: str | Path, info: dict[str, Any]) -> None:
+    def __init__(self, root: str | Path, info: dict[str, Any], writable: bool = True) -> None:
         self.root = Path(root)
         self.info = info
         self.kind = str(info.get("kind"))
         self.ck = self.root / "checkpoints"
+        self.writable = writable
+
+    def follower(self) -> RunStore:
+        """A read-only view of this run for the ranks other than 0 of a data-parallel job: it reads the
+        config and checkpoints; its writing methods do nothing."""
+        return RunStore(self.root, dict(self.info), writable=False)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -132,6 +142,8 @@ class RunStore:
     def update_info(self, **values: Any) -> None:
         """Add facts to ``run.json`` (e.g. what was found in the data on the first start)."""
         self.info.update(values)
+        if not self.writable:
+            return
         atomic_write_json(self.root / RUN_JSON, self.info)
 
     def read_config_dict(self) -> dict[str, Any]:
@@ -163,10 +175,12 @@ class RunStore:
         """Write checkpoint ``step`` (tensors, then JSON) and delete all but the last ``keep``."""
         from safetensors.torch import save_file
 
+        stem = self.ck / f"step_{step:08d}"
+        if not self.writable:
+            return Checkpoint(int(step), stem.with_suffix(".safetensors"), dict(meta or {}))
         tensors = module_tensors(modules)
         tensors.update(optimizer_tensors(optimizers or {}))
         tensors.update({f"extra.{k}": _tensor(v) for k, v in (extra or {}).items()})
-        stem = self.ck / f"step_{step:08d}"
         self.ck.mkdir(parents=True, exist_ok=True)
         with atomic_path(stem.with_suffix(".safetensors")) as tmp:
             save_file(tensors, str(tmp), metadata={"kind": self.kind})
@@ -211,6 +225,8 @@ class RunStore:
     # ------------------------------------------------------------------ named models
     def save_model(self, name: str, module: Any, meta: dict[str, Any]) -> Path:
         """``checkpoints/<name>.safetensors`` (the module's state dict) + ``<name>.json``."""
+        if not self.writable:
+            return self.model_path(name)
         return save_model(self.ck / f"{name}.safetensors", module, meta)
 
     def model_path(self, name: str) -> Path:
@@ -234,6 +250,8 @@ class RunStore:
 
     def log_metrics(self, rec: dict[str, Any]) -> None:
         """Append one record (flushed, so a killed run loses at most the line being written)."""
+        if not self.writable:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
 
@@ -244,20 +262,31 @@ class RunStore:
     def truncate_metrics(self, step: int, key: str = "step") -> None:
         """Keep records with ``rec[key] <= step`` (drops what was logged after the checkpoint a resumed
         run restarts from, and any torn line)."""
-        if not self.metrics_path.is_file():
+        if not self.writable or not self.metrics_path.is_file():
             return
         recs = [r for r in self.read_metrics() if int(r.get(key, 0)) <= step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in recs))
 
     def save_sample(self, name: str, png: bytes) -> Path:
         path = self.root / "samples" / name
+        if not self.writable:
+            return path
         atomic_write_bytes(path, png)
         return path
 
     def logger(self, name: str) -> Any:
-        """A logger appending to ``log.txt`` (close it with :func:`simreal.runtime.progress.close_logger`)."""
+        """A logger appending to ``log.txt`` (close it with :func:`simreal.runtime.progress.close_logger`);
+        a follower's logger writes nowhere."""
         from simreal.runtime.progress import folder_logger
 
+        if not self.writable:
+            import logging
+
+            quiet = logging.getLogger(f"simreal.follower.{name}")
+            quiet.propagate = False
+            if not quiet.handlers:
+                quiet.addHandler(logging.NullHandler())
+            return quiet
         return folder_logger(self.root, name, "log.txt")
 
 

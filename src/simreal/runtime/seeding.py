@@ -7,18 +7,22 @@ import random
 import numpy as np
 
 
-def sample_seed_sequence(root: int, index: int, stream: int = 0) -> np.random.SeedSequence:
+def sample_seed_sequence(root: int, index: int, stream: int = 0, item: int | None = None) -> np.random.SeedSequence:
     """The SeedSequence of sample ``index``; equals ``SeedSequence(root).spawn(index + 1)[index]``.
 
-    ``stream`` separates independent uses of the same sample (0 = scene sampling).
+    ``stream`` separates independent uses of the same sample (0 = scene sampling); ``item`` numbers
+    independent generators within one (e.g. one per position of a training batch, so a data-parallel
+    rank can draw its share of a batch without drawing the others').
     """
-    key = (int(index),) if stream == 0 else (int(index), int(stream))
+    key = (int(index),) if stream == 0 and item is None else (int(index), int(stream))
+    if item is not None:
+        key += (int(item),)
     return np.random.SeedSequence(int(root), spawn_key=key)
 
 
-def sample_rng(root: int, index: int, stream: int = 0) -> np.random.Generator:
+def sample_rng(root: int, index: int, stream: int = 0, item: int | None = None) -> np.random.Generator:
     """The random generator of sample ``index``: independent of worker count and order."""
-    return np.random.default_rng(sample_seed_sequence(root, index, stream))
+    return np.random.default_rng(sample_seed_sequence(root, index, stream, item))
 
 
 def sample_seed(root: int, index: int, stream: int = 0) -> int:

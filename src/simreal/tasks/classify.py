@@ -76,14 +76,14 @@ class ClassifyTask(Task):
     def loss(self, out: torch.Tensor, targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:
         if not bool(labelled.any()):
             return out.sum() * 0.0
-        y = torch.tensor([t for t in targets if t is not None], dtype=torch.long)
+        y = torch.tensor([t for t in targets if t is not None], dtype=torch.long, device=out.device)
         return F.cross_entropy(out[labelled], y)
 
     @torch.no_grad()
     def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
         out, feat = model(x)
-        prob = torch.softmax(out, 1).numpy()
-        return {"prob": prob, "feat": feat.numpy()}
+        prob = torch.softmax(out.float(), 1).cpu().numpy()
+        return {"prob": prob, "feat": feat.float().cpu().numpy()}
 
     def quality(self, preds: list[dict[str, Any]], targets: list[Any]) -> float:
         prob = np.concatenate([p["prob"] for p in preds])

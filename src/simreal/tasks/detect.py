@@ -146,7 +146,9 @@ class DetectTask(Task):
         if not bool(labelled.any()):
             return raw.sum() * 0.0
         tg = [t for t in targets if t is not None]
-        asg = assign(tg, out["anchors"], out["grid"], out["image_hw"], self._k(raw), self.weights.ignore_iou)
+        # matching is host-side bookkeeping (loops over boxes): anchors to the host, assignment to the device
+        asg = assign(tg, out["anchors"].cpu(), out["grid"], out["image_hw"], self._k(raw),
+                     self.weights.ignore_iou).to(raw.device)
         return combine(loss_terms(raw[labelled], out["anchors"], asg, self.num_classes, self.weights), self.weights)
 
     def _k(self, raw: torch.Tensor) -> int:
@@ -157,10 +159,11 @@ class DetectTask(Task):
     def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
         out, feat = model(x)
         o = self.opt
-        dets = postprocess(out["raw"], out["anchors"], self.num_classes, out["image_hw"], o.keep_threshold,
+        raw, anchors = out["raw"].float().cpu(), out["anchors"].cpu()  # post-processing runs on the host
+        dets = postprocess(raw, anchors, self.num_classes, out["image_hw"], o.keep_threshold,
                            o.nms_iou, o.top_k, o.max_detections)
-        return {"dets": dets, "image_score": np.array([d["image_score"] for d in dets]), "feat": feat.numpy(),
-                "raw": out["raw"].numpy(), "anchors": out["anchors"], "grid": out["grid"],
+        return {"dets": dets, "image_score": np.array([d["image_score"] for d in dets]),
+                "feat": feat.float().cpu().numpy(), "raw": raw.numpy(), "anchors": anchors, "grid": out["grid"],
                 "image_hw": out["image_hw"]}
 
     # -------------------------------------------------------------- scoring

@@ -87,7 +87,7 @@ def postprocess(raw: torch.Tensor, anchors: torch.Tensor, num_classes: int, imag
     score, label = prob.max(-1)
     boxes = cxcywh_to_xyxy(decode(raw[..., num_classes + 1:], anchors))
     h, w = image_hw
-    lim = torch.tensor([w, h, w, h], dtype=boxes.dtype)
+    lim = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
     boxes = torch.minimum(boxes.clamp(min=0), lim)
     out = []
     for i in range(raw.shape[0]):

@@ -43,6 +43,11 @@ class Assignment:
     box: torch.Tensor  # (P, 4) xyxy ground truth
     neg: torch.Tensor  # (B, N) bool
 
+    def to(self, device: torch.device | str) -> Assignment:
+        """The assignment on ``device`` (it is made on the host)."""
+        return Assignment(*(t.to(device, non_blocking=True) for t in (self.img, self.anchor, self.label, self.box,
+                                                                        self.neg)))
+
 
 def assign_image(
     boxes: np.ndarray, ignore: np.ndarray, anchors: torch.Tensor, grid_hw: tuple[int, int], image_hw: tuple[int, int],
@@ -105,7 +110,10 @@ def assign(targets: list[dict[str, Any]], anchors: torch.Tensor, grid_hw: tuple[
 
 def loss_terms(raw: torch.Tensor, anchors: torch.Tensor, asg: Assignment, num_classes: int,
                w: LossWeights) -> dict[str, torch.Tensor]:
-    """Per-term losses as (B,) per-image sums plus per-image counts (for batch or per-image means)."""
+    """Per-term losses as (B,) per-image sums plus per-image counts (for batch or per-image means); in
+    float32 under mixed precision."""
+    if raw.dtype in (torch.float16, torch.bfloat16):
+        raw = raw.float()
     b = raw.shape[0]
     c = num_classes
     conf = torch.sigmoid(raw[..., c])
@@ -119,12 +127,12 @@ def loss_terms(raw: torch.Tensor, anchors: torch.Tensor, asg: Assignment, num_cl
     with torch.no_grad():
         iou = paired_iou(cxcywh_to_xyxy(decode(p[:, c + 1:], anc)), asg.box)
     pos_conf = (conf[asg.img, asg.anchor] - iou).pow(2)
-    zeros = torch.zeros(b, dtype=raw.dtype)
+    zeros = torch.zeros(b, dtype=raw.dtype, device=raw.device)
     return {
         "cls": zeros.index_add(0, asg.img, cls), "bbox": zeros.index_add(0, asg.img, bbox),
         "conf_pos": zeros.index_add(0, asg.img, pos_conf),
         "conf_neg": (conf.pow(2) * asg.neg).sum(1),
-        "n_pos": zeros.index_add(0, asg.img, torch.ones(len(asg.img), dtype=raw.dtype)),
+        "n_pos": zeros.index_add(0, asg.img, torch.ones(len(asg.img), dtype=raw.dtype, device=raw.device)),
         "n_neg": asg.neg.sum(1).to(raw.dtype),
     }
 

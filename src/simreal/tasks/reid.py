@@ -185,7 +185,7 @@ class ReidTask(Task):
         keep = labelled & (lab >= 0)
         if not bool(keep.any()):
             return out["logits"].sum() * 0.0
-        y = lab[keep]
+        y = lab[keep].to(out["logits"].device, non_blocking=True)
         loss = F.cross_entropy(out["logits"][keep], y, label_smoothing=self.label_smoothing)
         if self.triplet_weight > 0:
             loss = loss + self.triplet_weight * batch_hard_triplet(out["feat"][keep], y, self.margin)
@@ -194,7 +194,7 @@ class ReidTask(Task):
     @torch.no_grad()
     def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
         out, feat = model(x)
-        return {"emb": out["emb"].numpy(), "feat": feat.numpy()}
+        return {"emb": out["emb"].float().cpu().numpy(), "feat": feat.float().cpu().numpy()}
 
     # ------------------------------------------------------------------ retrieval scores
     def retrieval(self, preds: list[dict[str, Any]], targets: list[Any], protocol: str = "market1501",

@@ -139,17 +139,18 @@ class SegmentTask(Task):
         if not bool(labelled.any()):
             return out.sum() * 0.0
         y = torch.stack([t["mask"] for t in targets if t is not None]).long()
-        if not bool((y != IGNORE).any()):
+        if not bool((y != IGNORE).any()):  # checked on the host: no device sync
             return out.sum() * 0.0
-        return F.cross_entropy(out[labelled], y, weight=self.class_weights, ignore_index=IGNORE)
+        w = None if self.class_weights is None else self.class_weights.to(out.device)
+        return F.cross_entropy(out[labelled], y.to(out.device, non_blocking=True), weight=w, ignore_index=IGNORE)
 
     @torch.no_grad()
     def predict(self, model: TaskModel, x: torch.Tensor) -> dict[str, Any]:
         out, feat = model(x)
         logp = torch.log_softmax(out.float(), 1)
         prob = logp.exp()
-        return {"prob": top_fraction_score(prob[:, 1:]).numpy(), "feat": feat.numpy(),
-                "pred": prob.argmax(1).to(torch.uint8).numpy(), "logp": logp.to(torch.float16).numpy()}
+        return {"prob": top_fraction_score(prob[:, 1:]).cpu().numpy(), "feat": feat.float().cpu().numpy(),
+                "pred": prob.argmax(1).to(torch.uint8).cpu().numpy(), "logp": logp.to(torch.float16).cpu().numpy()}
 
     # ------------------------------------------------------------------ scores
     def confusion(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:

@@ -2,7 +2,13 @@
 
 Labels come from a separate AOV pass that traces exactly one ray through each pixel centre
 (stratified sampler without jitter, 1 sample, box filter) and reads the hit shape's index; Mitsuba's
-shape-index AOV is meaningless where a pixel is partly covered, so it is never averaged here."""
+shape-index AOV is meaningless where a pixel is partly covered, so it is never averaged here. This holds
+in every variant (:data:`VARIANTS`): labels are exact geometry, the same in scalar, LLVM and CUDA.
+
+Determinism per variant (docs/devices.md): scalar_rgb and llvm_ad_rgb render with one thread per worker,
+so a sample's bytes do not depend on the worker count; images of different variants differ (other
+random-number streams and float order), so a dataset's config hash includes the variant; cuda_ad_rgb
+accumulates the film with GPU atomics, so its images may differ in the last bits between runs."""
 
 from __future__ import annotations
 
@@ -15,11 +21,43 @@ from simreal.errors import ConfigError
 from simreal.render.camera import Camera
 from simreal.render.scene import Instance, Material, SceneData
 
-_state: dict[str, Any] = {"variant": None}
+VARIANTS = ("scalar_rgb", "llvm_ad_rgb", "cuda_ad_rgb")
+"""Mitsuba variants simreal renders with: the CPU reference (scalar), the JIT-compiled CPU variant (LLVM, vectorised)
+and the GPU variant (CUDA/OptiX)."""
+
+MIN_LLVM = (17,)
+"""Oldest libLLVM accepted for llvm_ad_rgb: 15 and 16 abort on Mitsuba 3.9's kernels (x86 instruction selection
+of ``fminimum``); 19 is tested."""
+
+_state: dict[str, Any] = {"variant": None, "registered": set(), "aov": {}}
+
+
+def check_variant(variant: str, where: str = "render.variant") -> None:
+    """ConfigError naming ``where`` unless ``variant`` can render on this machine (the JIT variants need their
+    Dr.Jit backend: LLVM for llvm_ad_rgb, a CUDA GPU and driver for cuda_ad_rgb)."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"{where}: {variant!r} is not a render variant (expected one of {', '.join(VARIANTS)})")
+    if variant == "scalar_rgb":
+        return
+    import drjit as dr
+
+    backend = dr.JitBackend.CUDA if variant.startswith("cuda") else dr.JitBackend.LLVM
+    if not dr.has_backend(backend):
+        need = "a CUDA GPU and driver" if variant.startswith("cuda") else "the LLVM library (libLLVM)"
+        raise ConfigError(f"{where}: {variant} needs {need}, which this machine lacks; use "
+                          f"{'llvm_ad_rgb or ' if variant.startswith('cuda') else ''}scalar_rgb")
+    if backend == dr.JitBackend.LLVM:
+        version = tuple(dr.detail.llvm_version())
+        if version < MIN_LLVM:
+            found = ".".join(map(str, version))
+            raise ConfigError(f"{where}: llvm_ad_rgb: Dr.Jit loaded libLLVM {found}, whose code generator aborts on "
+                              f"Mitsuba's kernels ('Cannot select: fminimum'); install libLLVM >= {MIN_LLVM[0]} "
+                              "(Debian: apt-get install libllvm19) or point DRJIT_LIBLLVM_PATH at one")
 
 
 def ensure_variant(variant: str = "scalar_rgb", threads: int | None = 1) -> Any:
-    """Import Mitsuba, select ``variant`` once per process, register the fisheye sensor."""
+    """Import Mitsuba, make ``variant`` the active one (every backend call re-selects its own, so backends of
+    several variants can share a process), register the fisheye sensor for it once."""
     import drjit as dr
     import mitsuba as mi
 
@@ -27,9 +65,11 @@ def ensure_variant(variant: str = "scalar_rgb", threads: int | None = 1) -> Any:
         if variant not in mi.variants():
             raise ConfigError(f"render.variant: '{variant}' is not available (have: {', '.join(mi.variants())})")
         mi.set_variant(variant)
-        from simreal.render.backends.fisheye import register_fisheye
+        if variant not in _state["registered"]:
+            from simreal.render.backends.fisheye import register_fisheye
 
-        register_fisheye()
+            register_fisheye()
+            _state["registered"].add(variant)
         _state["variant"] = variant
     if threads is not None:
         dr.set_thread_count(threads)
@@ -41,9 +81,14 @@ class MitsubaBackend:
     Mitsuba's scene construction (``mi.load_dict``: plugins and acceleration structure)."""
 
     def __init__(self, variant: str = "scalar_rgb", threads: int | None = 1) -> None:
+        self.variant, self.threads = variant, threads
         self.mi = ensure_variant(variant, threads)
         self.render_seconds = 0.0
         self.scene_seconds = 0.0
+
+    def _select(self) -> None:
+        if _state["variant"] != self.variant:
+            ensure_variant(self.variant, self.threads)
 
     # building -------------------------------------------------------------
     def _bsdf(self, m: Material) -> Any:
@@ -162,9 +207,9 @@ class MitsubaBackend:
         return hit
 
     def _aov(self) -> Any:
-        if "aov" not in _state:
-            _state["aov"] = self.mi.load_dict({"type": "aov", "aovs": "si:shape_index,dd:depth"})
-        return _state["aov"]
+        if self.variant not in _state["aov"]:
+            _state["aov"][self.variant] = self.mi.load_dict({"type": "aov", "aovs": "si:shape_index,dd:depth"})
+        return _state["aov"][self.variant]
 
     def _timed_render(self, mscene: Any, **kw: Any) -> np.ndarray:
         t0 = time.perf_counter()
@@ -180,6 +225,7 @@ class MitsubaBackend:
 
     def render_with_labels(self, scene: SceneData, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """RGBA image and the instance-index label map from one scene (one acceleration structure)."""
+        self._select()
         mscene = self._scene(scene, list(range(len(scene.instances))), True)
         self._last = (scene, mscene)
         out = self._timed_render(mscene, seed=int(scene.seed) & 0x7FFFFFFF)
@@ -191,9 +237,8 @@ class MitsubaBackend:
         lab = None
         if labels:
             sensor = self.mi.load_dict(self._sensor(scene.camera, True, 1))
-            order = [int(s.id()[5:]) for s in mscene.shapes()]
             aov = self._timed_render(mscene, sensor=sensor, integrator=self._aov(), seed=0)
-            lab = self._decode(aov, order)
+            lab = self._decode(aov, mscene)
         if scene.camera.model == "fisheye":
             _, valid = scene.camera.pixel_rays()
             out[~valid] = 0.0
@@ -201,13 +246,23 @@ class MitsubaBackend:
                 lab[~valid] = 0
         return out, lab
 
-    @staticmethod
-    def _decode(aov: np.ndarray, order: list[int]) -> np.ndarray:
+    def _decode(self, aov: np.ndarray, mscene: Any) -> np.ndarray:
+        """Instance labels (1 + instance index, 0 = nothing hit) from the shape-index AOV. The AOV holds the
+        1-based position in ``scene.shapes()`` in the scalar variant and the shape's registry id in the JIT
+        variants."""
+        shapes = list(mscene.shapes())
+        inst = np.asarray([int(s.id()[5:]) for s in shapes], dtype=np.int64)
+        if self.variant == "scalar_rgb":
+            keys = np.arange(1, len(shapes) + 1)
+        else:
+            import drjit as dr
+
+            keys = np.asarray([dr.reinterpret_array(self.mi.UInt32, self.mi.ShapePtr(s))[0] for s in shapes])
         idx = np.rint(aov[..., 0]).astype(np.int64)
         hit = aov[..., 1] > 0
-        lut = np.zeros(len(order) + 1, dtype=np.int32)
-        lut[1:] = np.asarray(order, dtype=np.int32) + 1
-        return np.where(hit, lut[np.clip(idx, 0, len(order))], 0).astype(np.int32)
+        lut = np.zeros(int(keys.max(initial=0)) + 2, dtype=np.int32)
+        lut[keys] = inst + 1
+        return np.where(hit, lut[np.clip(idx, 0, len(lut) - 1)], 0).astype(np.int32)
 
     def _light(self, light: Any) -> dict[str, Any]:
         mi = self.mi
@@ -228,11 +283,14 @@ class MitsubaBackend:
         """For pixel-centre rays (``pixels``: (N, 2) rows, cols), whether the ray reaches any of the
         instances ``members`` after passing through whatever else it meets first. Reuses the
         acceleration structure of the last ``render_with_labels`` call on ``scene``."""
+        self._select()
         mi = self.mi
         last_scene, mscene = getattr(self, "_last", (None, None))
         if last_scene is not scene:
             mscene = self._scene(scene, list(range(len(scene.instances))), False)
         dirs, _ = scene.camera.pixel_rays()
+        if self.variant != "scalar_rgb":
+            return self._see_through_jit(mscene, scene, dirs, pixels, members, max_layers)
         o = mi.Point3f(*(float(c) for c in scene.camera.origin))
         out = np.zeros(len(pixels), dtype=bool)
         for n, (r, c) in enumerate(pixels):
@@ -248,14 +306,46 @@ class MitsubaBackend:
                 ray = si.spawn_ray(d)
         return out
 
+    def _see_through_jit(self, mscene: Any, scene: SceneData, dirs: np.ndarray, pixels: np.ndarray,
+                         members: set[int], max_layers: int) -> np.ndarray:
+        """:meth:`see_through` for the JIT variants: every ray at once, one intersection pass per layer;
+        shapes are told apart by their registry ids (``ShapePtr``)."""
+        import drjit as dr
+
+        mi = self.mi
+        if len(pixels) == 0:
+            return np.zeros(0, dtype=bool)
+        wanted = [dr.reinterpret_array(mi.UInt32, mi.ShapePtr(s))[0] for s in mscene.shapes()
+                  if int(s.id()[5:]) in members]
+        d_np = dirs[pixels[:, 0], pixels[:, 1]].astype(np.float32)
+        d = mi.Vector3f(d_np[:, 0], d_np[:, 1], d_np[:, 2])
+        o = mi.Point3f(*(float(c) for c in scene.camera.origin))
+        ray = mi.Ray3f(o, d)
+        active = dr.full(mi.Bool, True, len(pixels))
+        found = dr.full(mi.Bool, False, len(pixels))
+        for _ in range(max_layers):
+            si = mscene.ray_intersect(ray, active)
+            valid = active & si.is_valid()
+            rid = dr.reinterpret_array(mi.UInt32, si.shape)
+            hit = dr.full(mi.Bool, False, len(pixels))
+            for w in wanted:
+                hit |= rid == w
+            hit &= valid
+            found |= hit
+            active = valid & ~hit
+            if not dr.any(active):
+                break
+            ray = si.spawn_ray(d)
+        return np.array(found, dtype=bool)
+
     def labels(self, scene: SceneData, only: list[int] | None = None) -> np.ndarray:
         """Instance-index map (H, W) int32: 1 + index into ``scene.instances`` of the surface hit by
         the ray through each pixel centre, 0 where nothing is hit. ``only`` restricts the scene to
         those instance indices (amodal masks)."""
+        self._select()
         keep = list(range(len(scene.instances))) if only is None else list(only)
         mscene = self._scene(scene, keep, False)
-        order = [int(s.id()[5:]) for s in mscene.shapes()]
-        out = self._decode(self._timed_render(mscene, seed=0), order)
+        out = self._decode(self._timed_render(mscene, seed=0), mscene)
         if scene.camera.model == "fisheye":
             _, valid = scene.camera.pixel_rays()
             out[~valid] = 0

@@ -124,8 +124,9 @@ def load_model() -> Any:
 
     from simreal.render.people.anny_cache import _construct, require_cache
 
-    torch.set_grad_enabled(False)
-    model = _construct(require_cache(build=True))
+    with torch.no_grad():  # never torch.set_grad_enabled(False): training later in this process needs grads
+        model = _construct(require_cache(build=True))
+    model.requires_grad_(False)
     model.eval()
     return model
 
@@ -283,9 +284,10 @@ def pose_body(shape: Mapping[str, float], pose: BodyPose | None = None,
     deltas[0, 0, :3, :3] = torch.as_tensor(pose.root, dtype=torch.float32)
     for name, rot in pose.rotations.items():
         deltas[0, topo.bone(name), :3, :3] = torch.as_tensor(np.asarray(rot), dtype=torch.float32)
-    out = model(pose_parameters=deltas,
-                phenotype_kwargs={k: torch.tensor([v]) for k, v in shape.items()},
-                facial_actions={k: torch.tensor([v]) for k, v in expr.items()})
+    with torch.no_grad():
+        out = model(pose_parameters=deltas,
+                    phenotype_kwargs={k: torch.tensor([v]) for k, v in shape.items()},
+                    facial_actions={k: torch.tensor([v]) for k, v in expr.items()})
     v = out["vertices"][0].numpy().astype(np.float64)
     rest = out["rest_vertices"][0].numpy().astype(np.float64)
     bones = out["bone_poses"][0].numpy().astype(np.float64)
@@ -309,5 +311,6 @@ def measurements(body: PosedBody) -> dict[str, float]:
     import torch
 
     a = anny.Anthropometry(load_model())
-    m = a(torch.as_tensor(body.rest_vertices[None], dtype=torch.float32))
+    with torch.no_grad():
+        m = a(torch.as_tensor(body.rest_vertices[None], dtype=torch.float32))
     return {k: round(float(m[k][0]), 4) for k in ("height", "waist_circumference", "volume", "mass")}
