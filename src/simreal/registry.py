@@ -16,6 +16,12 @@ from typing import Any
 from simreal.errors import ConfigError
 
 
+def resolve(target: str) -> Any:
+    """The attribute named by ``"package.module:attr"`` (imported on use)."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registered name: its family (a group of interchangeable entries), builder and metadata."""
@@ -30,8 +36,7 @@ class Entry:
         """The builder (imported on first use when registered as ``"module:attr"``)."""
         if callable(self.target):
             return self.target
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.target)
 
 
 class Registry:

@@ -116,3 +116,18 @@ def test_train_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="augment.hflip: Input should be less than or equal to 1"):
         validate(TrainConfig, {**base, "augment": {"hflip": 1.5}}, "cfg.yaml")
     assert not validate(TrainConfig, base, "cfg.yaml").augment.enabled and AugmentConfig(hue=0.1).enabled
+
+
+def test_flip_keeps_instance_masks_inside_their_flipped_boxes() -> None:
+    """Mask R-CNN targets carry per-instance ``masks`` (N, H, W) beside ``boxes``: both must flip together."""
+    masks = np.zeros((2, 12, 16), np.uint8)
+    masks[0, 2:6, 1:5] = 1
+    masks[1, 7:11, 9:16] = 1
+    boxes = np.array([[1.0, 2.0, 5.0, 6.0], [9.0, 7.0, 16.0, 11.0]], np.float32)
+    t = {"boxes": boxes, "labels": np.array([1, 2]), "masks": masks}
+    _, (out,) = augment_batch(_batch(1), [t], AugmentConfig(hflip=1.0), np.random.default_rng(0))
+    for m, b in zip(out["masks"], out["boxes"], strict=True):
+        ys, xs = np.nonzero(m)
+        np.testing.assert_array_equal([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], b)
+    np.testing.assert_array_equal(out["masks"], masks[..., ::-1])
+    np.testing.assert_array_equal(t["masks"], masks)  # input untouched

@@ -24,7 +24,9 @@ def test_families_and_unknown_names() -> None:
         create_model("vgg11", "classifier", num_classes=2)
     with pytest.raises(ConfigError, match="several families"):
         model_info("resnet18")
-    assert set(task_names()) >= {"classify", "segment", "detect", "reid"}
+    assert set(task_names()) >= {"classify", "segment", "detect", "reid", "instance"}
+    assert list_models("instance_segmenter") == ["maskrcnn_resnet18_fpn", "maskrcnn_resnet34_fpn",
+                                                 "maskrcnn_resnet50_fpn"]
     with pytest.raises(ConfigError, match="unknown task 'pose'"):
         get_task("pose", 2)
 
@@ -38,7 +40,7 @@ def test_classifier_metadata_matches_the_network(name: str) -> None:
     assert feat.shape == (2, net.feature_dim)
     if info.feature_dim is not None:
         assert info.feature_dim == net.feature_dim
-    assert isinstance(getattr(net, info.head), torch.nn.Linear)
+    assert info.head == ("fc",) and isinstance(getattr(net, info.head[0]), torch.nn.Linear)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "squeezedet", "squeezedet_tiny"])
@@ -82,6 +84,7 @@ def test_train_config_resolves_and_validates_architectures() -> None:
 @pytest.mark.parametrize(("task", "arch", "where"), [
     ("classify", "resnet18", "backbone."), ("reid", "resnet18", "net.backbone."),
     ("segment", "unet_resnet18", "net.encoder."), ("detect", "resnet18", "backbone.net."),
+    ("instance", "maskrcnn_resnet18_fpn", "net.backbone.body."),
 ])
 def test_torchvision_weights_load_into_every_task(tmp_path: Path, task: str, arch: str, where: str) -> None:
     """A torchvision-layout resnet18 file (1000-class head) loads into the task's network; the head is

@@ -131,7 +131,7 @@ def _validation_split(task: Task, ds: Dataset, fraction: float, seed: int) -> tu
 
 
 def task_options(cfg: TrainConfig) -> dict[str, Any]:
-    """Task constructor options from the config (segment / reid sections, reid loss weights)."""
+    """Task constructor options from the config (segment / reid / detect / instance sections, reid loss weights)."""
     if cfg.task == "segment":
         return {"class_weights": cfg.segment.class_weights}
     if cfg.task == "reid":
@@ -139,29 +139,40 @@ def task_options(cfg: TrainConfig) -> dict[str, Any]:
                 **cfg.reid.model_dump()}
     if cfg.task == "detect":
         return cfg.detect.model_dump()
+    if cfg.task == "instance":
+        return cfg.instance.model_dump()
     return {}
+
+
+def _build(cfg: TrainConfig, task: Task) -> torch.nn.Module:
+    return task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
+                            embedding_dim=cfg.model.embedding_dim, base_width=cfg.model.base_width)
 
 
 def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
     """The task model of ``cfg.model.arch``; ``model.weights`` (torchvision or simreal format) are loaded
-    into its registry network, without a classifier head of another class count."""
-    model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
-                             embedding_dim=cfg.model.embedding_dim)
+    into its registry network, without class-count-dependent heads of another class count."""
+    model = _build(cfg, task)
     if cfg.model.weights:
         from simreal.nn.registry import model_info
         from simreal.nn.weights import load_into, load_state_dict_file, map_torchvision_keys
+        from simreal.registry import resolve
         from simreal.tasks.registry import task_model_family
 
         info = model_info(cfg.model.arch, task_model_family(cfg.task))
         prefix = model.network_prefix + (info.torchvision_prefix or "")
-        state = map_torchvision_keys(load_state_dict_file(cfg.model.weights), prefix)
+        state = load_state_dict_file(cfg.model.weights)
+        if info.key_map:  # e.g. legacy torchvision names
+            state = resolve(info.key_map)(state)
+        state = map_torchvision_keys(state, prefix)
         own = model.state_dict()
-        head = prefix + info.head + "." if info.head else None
-        # a torchvision classifier head of another class count, or one the model lacks, is not loaded
-        skip = tuple(k for k in state if head and k.startswith(head)
+        heads = tuple(prefix + h + "." for h in info.head)
+        # a torchvision head of another class count, or one the model lacks, is not loaded
+        skip = tuple(k for k in state if heads and k.startswith(heads)
                      and (k not in own or own[k].shape != state[k].shape))
+        optional = tuple(prefix + o + "." for o in info.optional)  # e.g. detection heads of a backbone-only file
         load_into(model, state, cfg.model.weights, skip_prefixes=skip,
-                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + ((head,) if head else ()))
+                  allow_missing=tuple(k for k in own if not k.startswith(prefix)) + heads + optional)
     return model
 
 
@@ -233,6 +244,10 @@ def _train(cfg: TrainConfig, out: Path, ctx: Compute, progress: bool) -> TrainRe
     task, sources, val, tval = build_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, task)
+    if cfg.method.levels:  # unknown level names fail before the run folder is touched
+        from simreal.adapt.multilevel import resolve_levels
+
+        resolve_levels(cfg.method, model)
     if ctx.dist.active and cfg.optim.sync_batchnorm:
         model = convert_sync_batchnorm(model, ctx.device)
     store, _ = on_main(lambda: RunStore.prepare(out, RUN_KIND, cfg, volatile=VOLATILE))
@@ -278,8 +293,7 @@ def load_run(run: str | Path, device: str | None = "cpu") -> LoadedRun:
     state, meta = store.load_model_state("final")
     task = get_task(cfg.task, len(meta["classes"]), meta["classes"], **task_options(cfg),
                     **meta.get("task_state", {}))
-    model = task.build_model(cfg.model.arch, cfg.data.channels, tuple(cfg.data.image_size), width=cfg.model.width,
-                             embedding_dim=cfg.model.embedding_dim)
+    model = _build(cfg, task)
     from simreal.nn.weights import load_into
 
     load_into(model, state, str(store.model_path("final")))

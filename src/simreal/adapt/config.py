@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from simreal.config import ComputeSettings, StrictModel
 from simreal.datasets.augment import AugmentConfig
 from simreal.tasks.detect_config import DetectConfig
+from simreal.tasks.instance_config import InstanceConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
 Method = Literal["source_only", "mixed", "dann", "adda", "finetune"]
@@ -50,13 +51,46 @@ class ModelConfig(StrictModel):
 
     arch: str | None = Field(None, description="architecture; allowed values depend on the task (classify/reid: "
                              "smallcnn, resnet18, resnet34, resnet50; segment: unet_small, unet_resnet18/34/50; "
-                             "detect: squeezedet_tiny, squeezedet, resnet18/34/50); default: the task's default")
+                             "detect: squeezedet_tiny, squeezedet, resnet18/34/50; instance: "
+                             "maskrcnn_resnet18/34/50_fpn); default: the task's default")
     width: int = Field(32, ge=4, description="base channel width of the small networks (smallcnn, unet_small, "
                                              "squeezedet_tiny)")
     weights: str | None = Field(None, description="local torchvision-format or simreal weights file for the "
                                                   "backbone (never downloaded)")
     embedding_dim: int = Field(128, ge=8, description="reid: embedding size (equal to the backbone width: no "
                                                       "reduction layer)")
+    base_width: int = Field(64, ge=4, description="ResNet architectures (classifier, U-Net encoder, Mask R-CNN "
+                            "backbone): stem/layer1 channels, every stage scales with it; 64 = torchvision's "
+                            "layout (needed for torchvision weights), smaller for CPU-sized runs")
+
+
+class LevelConfig(StrictModel):
+    """One domain discriminator of multi-level adaptation (method dann with ``levels``)."""
+
+    name: str = Field(description="feature level: 'pooled' (the model's pooled features), backbone stages "
+                      "('layer1'..'layer4'), FPN levels ('p2'..'p6'), 'roi' (instance level: box-head features of "
+                      "the RoIs), U-Net decoder levels ('dec1'..), 'output' (output space); the model lists its own")
+    weight: float = Field(1.0, ge=0.0, description="weight of this level's domain loss in the total loss")
+    alpha: float | None = Field(None, ge=0.0, description="GRL coefficient of this level (or its maximum under the "
+                                "dann schedule); default method.alpha")
+    schedule: Literal["constant", "dann"] | None = Field(None, description="GRL coefficient schedule of this level; "
+                                                         "default method.schedule")
+    discriminator: Literal["auto", "mlp", "patch", "conv"] = Field(
+        "auto", description="mlp: global average pool + MLP (the paper's layer-4 head); patch: 1x1 convs, one "
+        "domain prediction per location (DA-Faster image level); conv: 3x3 stride-2 convs with LeakyReLU "
+        "(AdaptSegNet-style, output space); auto: mlp for vectors (pooled, roi), patch for maps, conv for 'output'")
+    hidden: list[int] | None = Field(None, description="hidden widths; default method.disc_hidden for mlp, [256] "
+                                     "for patch, [64, 128, 256] for conv")
+
+
+class ConsistencyConfig(StrictModel):
+    """DA-Faster R-CNN's image/instance consistency: the image-level domain probabilities (averaged over
+    locations) should agree with each RoI's instance-level domain probabilities."""
+
+    image: str = Field(description="the image-level level (a map level in method.levels, e.g. p3)")
+    instance: str = Field("roi", description="the instance-level level (in method.levels)")
+    weight: float = Field(0.1, ge=0.0, description="loss weight (DA-Faster reimplementations: 0.1)")
+    norm: Literal["l2", "l1"] = Field("l2", description="distance: l2 (the paper) or l1 (krumo's PyTorch code)")
 
 
 class MethodConfig(StrictModel):
@@ -69,6 +103,11 @@ class MethodConfig(StrictModel):
                                                   "alpha * (2 / (1 + exp(-gamma p)) - 1) over training progress p")
     gamma: float = Field(10.0, description="DANN: steepness of the dann schedule")
     disc_hidden: list[int] = Field([512, 256], description="hidden layer widths of the domain discriminator MLP")
+    levels: list[LevelConfig] | None = Field(None, description="dann: multi-level adaptation, one discriminator per "
+                                             "named feature level with its own weight and GRL coefficient; unset: "
+                                             "one MLP discriminator on the pooled features")
+    consistency: ConsistencyConfig | None = Field(None, description="dann with levels: DA-Faster image/instance "
+                                                  "consistency term")
     adda_steps: int = Field(1000, ge=1, description="ADDA: adversarial steps after source pre-training")
     adda_lr: float = Field(2e-4, gt=0.0, description="ADDA: Adam learning rate of the target encoder and the "
                                                       "discriminator (reference: 2e-4, beta1 0.5)")
@@ -76,6 +115,26 @@ class MethodConfig(StrictModel):
     finetune_lr_factor: float = Field(0.1, gt=0.0, description="finetune: learning rate = optim.lr * factor")
     triplet_weight: float = Field(0.0, ge=0.0, description="reid: weight of the batch-hard triplet loss")
     triplet_margin: float = Field(0.3, description="reid: margin of the batch-hard triplet loss")
+
+
+    @model_validator(mode="after")
+    def _levels(self) -> MethodConfig:
+        if self.levels is not None:
+            if self.name != "dann":
+                raise ValueError(f"method.levels: used by method dann only (method is {self.name})")
+            if not self.levels:
+                raise ValueError("method.levels: give at least one level (or leave it unset)")
+            names = [lv.name for lv in self.levels]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"method.levels: level {dup[0]!r} given twice")
+        if self.consistency is not None:
+            names = [lv.name for lv in self.levels or []]
+            for key in ("image", "instance"):
+                if getattr(self.consistency, key) not in names:
+                    raise ValueError(f"method.consistency.{key}: {getattr(self.consistency, key)!r} is not among "
+                                     f"method.levels ({', '.join(names) or 'none'})")
+        return self
 
 
 class OptimConfig(StrictModel):
@@ -125,7 +184,7 @@ class TrainConfig(ComputeSettings):
     """A training run: task, data domains, model, adaptation method, optimisation and selection; where it
     runs (``device``, ``precision``, ``deterministic``)."""
 
-    task: str = Field("classify", description="classify | segment | detect | reid (the task registry)")
+    task: str = Field("classify", description="classify | segment | detect | instance | reid (the task registry)")
     seed: int = Field(0, description="root seed: batches, initialisation and splits are functions of it")
     data: DataConfig = Field(description="domains and image format")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the task network")
@@ -138,6 +197,8 @@ class TrainConfig(ComputeSettings):
     reid: ReidOptions = Field(default_factory=ReidOptions, description="task reid only")
     detect: DetectConfig = Field(default_factory=DetectConfig, description="task detect only (anchors, NMS, loss "
                                                                            "weights)")
+    instance: InstanceConfig = Field(default_factory=InstanceConfig, description="task instance only (Mask R-CNN "
+                                     "settings with torchvision's defaults, image scores, selection metric)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description=(
         "training-batch augmentation for every task (flip, blur/sharpen, colour jitter); see docs/train.md"))
 
@@ -171,4 +232,4 @@ class TrainConfig(ComputeSettings):
 
 
 DEFAULT_ARCH: dict[str, Any] = {"classify": "resnet18", "reid": "resnet18", "segment": "unet_resnet18",
-                                "detect": "resnet18"}
+                                "detect": "resnet18", "instance": "maskrcnn_resnet50_fpn"}

@@ -75,7 +75,7 @@ def write_eval_report(out: Path, task: Any, model: Any, src: Any, meta: dict[str
         lines += [f"| {c} | " + " | ".join(_fmt(r.get(k)) for k in cols) + " |" for c, r in res["per_class"].items()]
     if "confusion_matrix" in res:
         lines += ["", "Confusion matrix (rows = true class): ![confusion](confusion.png)"]
-    for png in ("roc.png", "pr.png", "pr_image.png", "cmc.png"):
+    for png in ("roc.png", "pr.png", "pr_image.png", "cmc.png", "samples.png"):
         if (out / png).is_file():
             lines += ["", f"![{png[:-4]}]({png})"]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

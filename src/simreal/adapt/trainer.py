@@ -195,8 +195,13 @@ class Trainer:
             self.disc_net = self.ctx.wrap(self.disc)
             return
         if ph.kind == "dann":
-            self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources),
-                                            tuple(self.method.disc_hidden)).to(dev)
+            if self.method.levels:  # multi-level adaptation (its own module)
+                from simreal.adapt.multilevel import build_multilevel
+
+                self.disc = build_multilevel(self.method, self.model, self.task, ph.sources, self.seed).to(dev)
+            else:
+                self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources),
+                                                tuple(self.method.disc_hidden)).to(dev)
             params = list(self.model.parameters()) + list(self.disc.parameters())
             self.disc_net = self.ctx.wrap(self.disc)
         else:
@@ -267,9 +272,15 @@ class Trainer:
                     n = len(bs.x) + len(bt.x)
                 elif ph.kind == "dann":
                     b = ctx.to(item)
-                    alpha = grl_coefficient(local, ph.steps, self.method.schedule, self.method.alpha, self.method.gamma)
                     assert self.disc_net is not None
-                    rec = dann_step(self.net, self.disc_net, self.task, b, alpha, self.opt, ctx)
+                    if self.method.levels:  # hooks on the inner model; plain backward (no AMP scaler yet)
+                        from simreal.adapt.multilevel import multilevel_step
+
+                        rec = multilevel_step(self.model, self.disc, self.task, b, local, ph.steps, self.opt)
+                    else:
+                        alpha = grl_coefficient(local, ph.steps, self.method.schedule, self.method.alpha,
+                                                self.method.gamma)
+                        rec = dann_step(self.net, self.disc_net, self.task, b, alpha, self.opt, ctx)
                     n = len(b.x)
                 else:
                     b = ctx.to(item)

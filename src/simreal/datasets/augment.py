@@ -2,11 +2,12 @@
 and colour jitter (brightness, contrast, saturation, hue), configured by :class:`AugmentConfig`.
 
 :func:`augment_batch` works on a batch of float images (N, C, H, W) in 0..1 with the per-sample
-targets of any task: a flip also flips segmentation masks (``target["mask"]``) and boxes
-(``target["boxes"]``, xyxy in input pixels); class and identity targets are unchanged. Every
-random number comes from the generator passed in (the trainer derives it from (seed, step,
-domain)), and all of them are drawn whether or not an augmentation is enabled, so turning one on
-does not change the draws of the others and a resumed run sees the same augmented batches.
+targets of any task: a flip also flips segmentation masks (``target["mask"]``), instance masks
+(``target["masks"]``, N x H x W) and boxes (``target["boxes"]``, xyxy in input pixels); class and
+identity targets are unchanged. Every random number comes from the generator passed in (the trainer
+derives it from (seed, step, domain)), and all of them are drawn whether or not an augmentation is
+enabled, so turning one on does not change the draws of the others and a resumed run sees the same
+augmented batches.
 """
 
 from __future__ import annotations
@@ -103,12 +104,15 @@ def hue_rotate(img: torch.Tensor, turns: float) -> torch.Tensor:
 
 
 def flip_target(t: Any, width: int) -> Any:
-    """The target of a horizontally flipped image of ``width`` pixels (masks and xyxy boxes flipped)."""
-    if not isinstance(t, dict) or not ({"mask", "boxes"} & t.keys()):
+    """The target of a horizontally flipped image of ``width`` pixels (masks, per-instance ``masks`` and xyxy
+    boxes flipped)."""
+    if not isinstance(t, dict) or not ({"mask", "masks", "boxes"} & t.keys()):
         return t
     t = dict(t)
     if "mask" in t:
         t["mask"] = t["mask"].flip(-1)
+    if "masks" in t:  # instance task: (N, H, W) numpy
+        t["masks"] = np.ascontiguousarray(np.asarray(t["masks"])[..., ::-1])
     if "boxes" in t and len(t["boxes"]):
         b = np.asarray(t["boxes"]).copy()
         b[:, [0, 2]] = width - b[:, [2, 0]]

@@ -1,5 +1,5 @@
-"""Detection metrics: precision/recall/F1 at IoU 0.5 (squeezedet-style matching) and COCO mAP via
-pycocotools.
+"""Detection metrics: precision/recall/F1 at IoU 0.5 (squeezedet-style matching) and COCO box and mask
+mAP via pycocotools.
 
 Boxes are COCO ``[x, y, w, h]``. P/R/F1 matching: for each ground truth, the unassigned detection of
 the same class with IoU > ``iou`` (strict) and the highest score becomes a true positive; other
@@ -55,8 +55,11 @@ def prf_at_iou(gts: list[dict[str, Any]], dets: list[dict[str, Any]], iou: float
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
-def coco_map(gt_doc: dict[str, Any], dets: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO bbox metrics (pycocotools COCOeval, default parameters) of ``dets`` against a COCO document."""
+def coco_evaluator(gt_doc: dict[str, Any], results: list[dict[str, Any]], iou_type: str = "bbox") -> Any:
+    """A pycocotools ``COCOeval`` (default parameters) of ``results`` against a COCO document, evaluated and
+    accumulated; None when there are no results. ``iou_type`` "segm" needs compressed-RLE ``segmentation``
+    on both sides; segm results should carry no ``bbox`` (``loadRes`` would take the box area as the
+    result's area)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -69,11 +72,34 @@ def coco_map(gt_doc: dict[str, Any], dets: list[dict[str, Any]]) -> dict[str, fl
         gt = COCO()
         gt.dataset = doc
         gt.createIndex()
-        if not dets:
-            return dict.fromkeys(COCO_STATS, 0.0)
-        dt = gt.loadRes(copy.deepcopy(dets))
-        ev = COCOeval(gt, dt, "bbox")
+        if not results:
+            return None
+        dt = gt.loadRes(copy.deepcopy(results))
+        ev = COCOeval(gt, dt, iou_type)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    return ev
+
+
+def coco_map(gt_doc: dict[str, Any], dets: list[dict[str, Any]], iou_type: str = "bbox") -> dict[str, float]:
+    """COCO metrics (AP, AP50, ... see :data:`COCO_STATS`) of ``dets`` against a COCO document: boxes
+    (``iou_type="bbox"``) or masks (``"segm"``); all 0 without detections."""
+    ev = coco_evaluator(gt_doc, dets, iou_type)
+    if ev is None:
+        return dict.fromkeys(COCO_STATS, 0.0)
     return {k: float(v) for k, v in zip(COCO_STATS, ev.stats, strict=True)}
+
+
+def coco_per_class(ev: Any) -> dict[int, dict[str, float | None]]:
+    """Per category id: AP (IoU .50:.95) and AP50 from an accumulated ``COCOeval`` (None for a category
+    without ground truth)."""
+    prec = ev.eval["precision"]  # [T, R, K, A, M]
+    out: dict[int, dict[str, float | None]] = {}
+    for k, cid in enumerate(ev.params.catIds):
+        p = prec[:, :, k, 0, -1]
+        ap = float(p[p > -1].mean()) if (p > -1).any() else None
+        p50 = p[0]
+        ap50 = float(p50[p50 > -1].mean()) if (p50 > -1).any() else None
+        out[int(cid)] = {"AP": ap, "AP50": ap50}
+    return out

@@ -8,12 +8,19 @@ Families and their builder keywords:
 * ``segmenter``: ``num_classes, in_channels, width`` -> a :class:`simreal.nn.unet.UNet`.
 * ``detector_backbone``: ``in_channels, width, batch_norm`` -> a feature map extractor with
   ``out_channels`` and ``stride``.
+* ``instance_segmenter``: ``num_classes, in_channels, base_width, config`` -> a
+  :class:`simreal.nn.maskrcnn.MaskRCNN` (``num_classes`` object classes, plus background; ``config``
+  a :class:`simreal.nn.maskrcnn_config.MaskRCNNConfig` or its fields).
+
+ResNet-based builders take ``base_width`` (stem/layer1 channels, 64 = torchvision's layout).
 * ``generator`` / ``discriminator``: image-to-image networks of the refiners.
 
 Metadata (:class:`ModelInfo`): ``feature_dim`` (None where it depends on ``width``), ``stride`` of
-the last feature map, ``head`` (the classifier head's module name, skipped when torchvision weights
-of another class count are loaded) and ``torchvision_prefix`` (where torchvision's parameter names
-sit inside the network; None when the network has no torchvision layout).
+the last feature map, ``head`` (the class-count-dependent module names, skipped when torchvision
+weights of another class count are loaded), ``torchvision_prefix`` (where torchvision's parameter
+names sit inside the network; None when the network has no torchvision layout) and ``key_map``
+(``"module:function"`` renaming the keys of a torchvision state dict first, e.g. legacy names) and
+``optional`` (module names a weights file may lack, e.g. the detection heads of an ImageNet backbone file).
 """
 
 from __future__ import annotations
@@ -36,18 +43,21 @@ class ModelInfo:
     description: str
     feature_dim: int | None
     stride: int | None
-    head: str | None
+    head: tuple[str, ...]
     torchvision_prefix: str | None
+    key_map: str | None = None
+    optional: tuple[str, ...] = ()
 
 
 def register_model(name: str, family: str, *, description: str = "", feature_dim: int | None = None,
-                   stride: int | None = None, head: str | None = None, torchvision_prefix: str | None = None
-                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                   stride: int | None = None, head: str | tuple[str, ...] | None = None,
+                   torchvision_prefix: str | None = None, key_map: str | None = None,
+                   optional: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register a builder under ``name`` in ``family`` (for models users add)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         MODELS.register(name, fn, family=family, description=description, feature_dim=feature_dim, stride=stride,
-                        head=head, torchvision_prefix=torchvision_prefix)
+                        head=head, torchvision_prefix=torchvision_prefix, key_map=key_map, optional=optional)
         return fn
 
     return deco
@@ -61,8 +71,10 @@ def create_model(name: str, family: str | None = None, *, where: str = "model.ar
 def model_info(name: str, family: str | None = None, where: str = "model.arch") -> ModelInfo:
     e = MODELS.get(name, family, where)
     m = e.meta
-    return ModelInfo(e.name, e.family, e.description, m.get("feature_dim"), m.get("stride"), m.get("head"),
-                     m.get("torchvision_prefix"))
+    head = m.get("head")
+    heads = (head,) if isinstance(head, str) else tuple(head or ())
+    return ModelInfo(e.name, e.family, e.description, m.get("feature_dim"), m.get("stride"), heads,
+                     m.get("torchvision_prefix"), m.get("key_map"), tuple(m.get("optional") or ()))
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -71,30 +83,30 @@ def list_models(family: str | None = None) -> list[str]:
 
 # --------------------------------------------------------------------------- builders (imports on use)
 def _classifier_resnet(arch: str) -> Callable[..., Any]:
-    def build(num_classes: int, in_channels: int = 3, width: int = 32) -> Any:
+    def build(num_classes: int, in_channels: int = 3, width: int = 32, base_width: int = 64) -> Any:
         from simreal.nn import resnet
 
-        return getattr(resnet, arch)(num_classes, in_channels)
+        return getattr(resnet, arch)(num_classes, in_channels, base_width)
 
     return build
 
 
-def _smallcnn(num_classes: int, in_channels: int = 3, width: int = 32) -> Any:
+def _smallcnn(num_classes: int, in_channels: int = 3, width: int = 32, base_width: int = 64) -> Any:
     from simreal.nn.smallcnn import SmallCNN
 
     return SmallCNN(num_classes, in_channels, width)
 
 
 def _unet_resnet(arch: str) -> Callable[..., Any]:
-    def build(num_classes: int, in_channels: int = 3, width: int = 16) -> Any:
+    def build(num_classes: int, in_channels: int = 3, width: int = 16, base_width: int = 64) -> Any:
         from simreal.nn.unet import unet_resnet
 
-        return unet_resnet(arch, num_classes, in_channels)
+        return unet_resnet(arch, num_classes, in_channels, base_width)
 
     return build
 
 
-def _unet_small(num_classes: int, in_channels: int = 3, width: int = 16) -> Any:
+def _unet_small(num_classes: int, in_channels: int = 3, width: int = 16, base_width: int = 64) -> Any:
     from simreal.nn.unet import unet_small
 
     return unet_small(num_classes, in_channels, width)
@@ -114,6 +126,16 @@ def _squeezedet(tiny: bool) -> Callable[..., Any]:
         from simreal.nn.squeezedet import SQUEEZEDET, SqueezeBackbone, tiny_config
 
         return SqueezeBackbone(tiny_config(width) if tiny else SQUEEZEDET, in_channels, batch_norm)
+
+    return build
+
+
+def _maskrcnn(arch: str) -> Callable[..., Any]:
+    def build(num_classes: int, in_channels: int = 3, width: int = 16, base_width: int = 64,
+              config: Any = None) -> Any:
+        from simreal.nn.maskrcnn import build_maskrcnn
+
+        return build_maskrcnn(arch, num_classes, in_channels, base_width, config)
 
     return build
 
@@ -154,6 +176,12 @@ for _arch, _dim in _RESNET_DIMS.items():
     MODELS.register(_arch, _det_resnet(_arch), family="detector_backbone",
                     description=f"torchvision-layout {_arch}, last stage at stride 1 (output stride 16)",
                     feature_dim=_dim, stride=16, head="fc", torchvision_prefix="net.")
+for _arch, _dim in _RESNET_DIMS.items():
+    MODELS.register(f"maskrcnn_{_arch}_fpn", _maskrcnn(_arch), family="instance_segmenter",
+                    description=f"Mask R-CNN, torchvision layout, {_arch} + FPN backbone", feature_dim=_dim, stride=32,
+                    head=("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits"),
+                    torchvision_prefix="", key_map="simreal.nn.maskrcnn:torchvision_to_simreal",
+                    optional=("backbone.fpn", "rpn", "roi_heads"))
 MODELS.register("resnet", _generator("resnet"), family="generator",
                 description="CycleGAN ResNet generator (n_blocks residual blocks)")
 MODELS.register("unet", _generator("unet"), family="generator", description="pix2pix U-Net generator")

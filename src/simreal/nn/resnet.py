@@ -58,26 +58,27 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     """ResNet (He et al. 2016, torchvision layout). ``features(x)`` = pooled (B, D) features,
-    ``stages(x)`` = the outputs of the stem and the four stages (for U-Net encoders)."""
+    ``stages(x)`` = the outputs of the stem and the four stages (for U-Net encoders). ``base_width``
+    (stem and layer1 channels; 64 in torchvision) scales every stage; torchvision weights need 64."""
 
     def __init__(
         self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], num_classes: int = 1000,
-        in_channels: int = 3,
+        in_channels: int = 3, base_width: int = 64,
     ) -> None:
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        b = int(base_width)
+        self.inplanes = b
+        self.conv1 = nn.Conv2d(in_channels, b, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(b)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make(block, 64, layers[0])
-        self.layer2 = self._make(block, 128, layers[1], 2)
-        self.layer3 = self._make(block, 256, layers[2], 2)
-        self.layer4 = self._make(block, 512, layers[3], 2)
+        self.layer1 = self._make(block, b, layers[0])
+        self.layer2 = self._make(block, 2 * b, layers[1], 2)
+        self.layer3 = self._make(block, 4 * b, layers[2], 2)
+        self.layer4 = self._make(block, 8 * b, layers[3], 2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.feature_dim = 512 * block.expansion
-        self.stage_channels = [64, 64 * block.expansion, 128 * block.expansion, 256 * block.expansion,
-                               512 * block.expansion]
+        self.feature_dim = 8 * b * block.expansion
+        self.stage_channels = [b] + [m * b * block.expansion for m in (1, 2, 4, 8)]
         self.fc = nn.Linear(self.feature_dim, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -111,13 +112,13 @@ class ResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def resnet18(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
+def resnet18(num_classes: int = 1000, in_channels: int = 3, base_width: int = 64) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, base_width)
 
 
-def resnet34(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
+def resnet34(num_classes: int = 1000, in_channels: int = 3, base_width: int = 64) -> ResNet:
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, base_width)
 
 
-def resnet50(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
+def resnet50(num_classes: int = 1000, in_channels: int = 3, base_width: int = 64) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, base_width)

@@ -25,11 +25,11 @@ def double_conv(cin: int, cout: int) -> nn.Sequential:
 class ResNetEncoder(nn.Module):
     """A torchvision-layout ResNet without its classifier: ``forward`` -> [s2, s4, s8, s16, s32] maps."""
 
-    def __init__(self, arch: str, in_channels: int = 3) -> None:
+    def __init__(self, arch: str, in_channels: int = 3, base_width: int = 64) -> None:
         super().__init__()
         from simreal.nn import resnet
 
-        net = getattr(resnet, arch)(1, in_channels)
+        net = getattr(resnet, arch)(1, in_channels, base_width)
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(net, name))
         self.channels = list(net.stage_channels)
@@ -113,9 +113,10 @@ class UNet(nn.Module):
         return self.decode(self.encode(xp), tuple(xp.shape[-2:]))[..., :h, :w]
 
 
-def unet_resnet(arch: str, num_classes: int, in_channels: int = 3) -> UNet:
-    """U-Net with a ResNet-18/34/50 encoder (``arch`` = "resnet18" | "resnet34" | "resnet50")."""
-    return UNet(ResNetEncoder(arch, in_channels), num_classes)
+def unet_resnet(arch: str, num_classes: int, in_channels: int = 3, base_width: int = 64) -> UNet:
+    """U-Net with a ResNet-18/34/50 encoder (``arch`` = "resnet18" | "resnet34" | "resnet50"; ``base_width``
+    64 = torchvision's layout)."""
+    return UNet(ResNetEncoder(arch, in_channels, base_width), num_classes)
 
 
 def unet_small(num_classes: int, in_channels: int = 3, width: int = 16, depth: int = 4) -> UNet:

@@ -2,16 +2,31 @@
 
 A task model's ``forward(x)`` returns ``(out, feat)``: the task output and pooled backbone
 features (B, D) that the domain discriminator of DANN sees. ``encode``/``head`` split the model
-for ADDA, ``reset_head`` re-initialises the task head for fine-tuning.
+for ADDA, ``reset_head`` re-initialises the task head for fine-tuning. ``feature_levels`` names the
+features multi-level adaptation may attach discriminators to (:mod:`simreal.adapt.multilevel`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureLevel:
+    """A named feature of a task model: the output of the sub-module at dotted path ``module`` (item
+    ``key`` of a dict output). ``kind``: ``map`` (B, C, H, W), ``vector`` (B, D), ``roi`` (R, D) whose rows
+    belong to the images given by the tensor at dotted path ``index``, or ``output`` (the task output's
+    softmax). ``module`` "" with kind ``vector`` is the model's pooled features."""
+
+    module: str
+    kind: Literal["map", "vector", "roi", "output"]
+    key: str | None = None
+    index: str | None = None
 
 
 class TaskModel(nn.Module):
@@ -47,6 +62,10 @@ class TaskModel(nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.head_modules() for p in m.parameters()]
 
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """Named features for multi-level adaptation; every model has ``pooled``."""
+        return {"pooled": FeatureLevel("", "vector")}
+
 
 class Task:
     """A task: builds its model, turns records into targets, computes its loss and its scores."""
@@ -80,3 +99,20 @@ class Task:
     def sample_losses(self, preds: list[dict[str, Any]], targets: list[Any]) -> np.ndarray:
         """Per-sample losses (for importance-weighted validation)."""
         raise NotImplementedError  # pragma: no cover
+
+
+def original_hw(dataset: Any, rec: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of a record's original image (from the record, else from the file)."""
+    if rec.get("width") and rec.get("height"):
+        return int(rec["height"]), int(rec["width"])
+    from PIL import Image
+
+    with Image.open(dataset.image_path(rec)) as im:
+        return int(im.height), int(im.width)
+
+
+def source_targets(src: Any) -> list[Any]:
+    """Targets of every sample of a source without loading images where possible."""
+    if hasattr(src, "dataset") and hasattr(src, "indices") and src.target_fn is not None:
+        return [src.target_fn(src.dataset, src.dataset.record(i), src.size) for i in src.indices]
+    return list(getattr(src, "targets", None) or [])

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simreal.errors import DatasetError
-from simreal.tasks.base import Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel
 
 
 class Classifier(TaskModel):
@@ -32,6 +32,17 @@ class Classifier(TaskModel):
     def head_modules(self) -> list[nn.Module]:
         return [self.backbone.fc]
 
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """``pooled``, the ResNet stages ``layer1``..``layer4`` (or the small CNN's ``stage1``..``stage3``) and
+        ``output`` (the class softmax)."""
+        lv = dict(super().feature_levels())
+        if hasattr(self.backbone, "layer4"):
+            lv.update({f"layer{i}": FeatureLevel(f"backbone.layer{i}", "map") for i in range(1, 5)})
+        elif hasattr(self.backbone, "encoder"):  # SmallCNN: the last block of each stage
+            lv.update({f"stage{i + 1}": FeatureLevel(f"backbone.encoder.{j}", "map") for i, j in enumerate((1, 4, 6))})
+        lv["output"] = FeatureLevel("", "output")
+        return lv
+
 
 class ClassifyTask(Task):
     name = "classify"
@@ -44,7 +55,7 @@ class ClassifyTask(Task):
         from simreal.nn.registry import create_model
 
         return Classifier(create_model(arch, "classifier", num_classes=self.num_classes, in_channels=in_channels,
-                                       width=int(kw.get("width", 32))))
+                                       width=int(kw.get("width", 32)), base_width=int(kw.get("base_width", 64))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not dataset.has_image_labels:

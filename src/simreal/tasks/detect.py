@@ -18,7 +18,7 @@ from torch import nn
 from simreal.datasets.coco import extras
 from simreal.errors import ConfigError, DatasetError
 from simreal.nn.squeezedet import ConvDet
-from simreal.tasks.base import Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
 from simreal.tasks.detect_boxes import anchor_grid, postprocess
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.detect_loss import LossWeights, assign, combine, loss_terms
@@ -53,6 +53,10 @@ class Detector(TaskModel):
     def head_modules(self) -> list[nn.Module]:
         return [self.head]
 
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """``pooled`` and ``backbone`` (the feature map ConvDet sees)."""
+        return {**super().feature_levels(), "backbone": FeatureLevel("backbone", "map")}
+
     def reset_head(self) -> None:
         self.head.reset_parameters()
 
@@ -78,7 +82,7 @@ class DetectTask(Task):
 
     def target(self, dataset: Any, rec: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
         """Boxes of ``rec`` in input pixels (xyxy) at ``size`` (H, W), plus what evaluation needs."""
-        oh, ow = _original_hw(dataset, rec)
+        oh, ow = original_hw(dataset, rec)
         sy, sx = size[0] / oh, size[1] / ow
         names = {c["id"]: c["name"] for c in dataset.categories}
         boxes, labels, ignore, orig = [], [], [], []
@@ -108,7 +112,7 @@ class DetectTask(Task):
         for src in sources:
             if not getattr(src, "labelled", False):
                 continue
-            for t in _targets_of(src):
+            for t in source_targets(src):
                 if t is not None and len(t["boxes"]):
                     b = t["boxes"][~t["ignore"]]
                     wh.append(b[:, 2:] - b[:, :2])
@@ -190,19 +194,3 @@ class DetectTask(Task):
         from simreal.tasks.detect_eval import detection_eval
 
         return detection_eval(self, preds, targets, out)
-
-
-def _original_hw(dataset: Any, rec: dict[str, Any]) -> tuple[int, int]:
-    if rec.get("width") and rec.get("height"):
-        return int(rec["height"]), int(rec["width"])
-    from PIL import Image
-
-    with Image.open(dataset.image_path(rec)) as im:
-        return int(im.height), int(im.width)
-
-
-def _targets_of(src: Any) -> list[Any]:
-    """Targets of every sample of a source without loading images where possible."""
-    if hasattr(src, "dataset") and hasattr(src, "indices") and src.target_fn is not None:
-        return [src.target_fn(src.dataset, src.dataset.record(i), src.size) for i in src.indices]
-    return list(getattr(src, "targets", None) or [])

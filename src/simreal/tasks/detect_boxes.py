@@ -8,12 +8,16 @@ input. Deltas (SqueezeDet): ``dx = (gx - ax) / aw``, ``dy = (gy - ay) / ah``, ``
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-MAX_LOG_SCALE = math.log(1000.0 / 16)  # clamp of dw, dh before exp (as torchvision's box coder)
+from simreal.nn.boxes import BBOX_XFORM_CLIP, batched_nms, box_iou
+from simreal.nn.boxes import nms as nms_all
+
+__all__ = ["box_iou", "nms"]
+
+MAX_LOG_SCALE = BBOX_XFORM_CLIP  # clamp of dw, dh before exp (as torchvision's box coder)
 
 
 def cxcywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
@@ -24,17 +28,6 @@ def cxcywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
 def xyxy_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
     x1, y1, x2, y2 = b.unbind(-1)
     return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU (N, M) of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -78,27 +71,10 @@ def decode(deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor | None, iou_threshold: float) -> torch.Tensor:
-    """Greedy class-wise NMS; returns kept indices in decreasing score order.
-
-    A box is suppressed by a higher-scored *kept* box of the same class with IoU > threshold. The
-    greedy recursion is solved as the fixed point of one matrix step (row i of the result only
-    depends on rows < i, so at most N iterations, usually a handful)."""
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.long)
-    order = torch.argsort(scores, descending=True, stable=True)
-    b = boxes[order]
-    over = box_iou(b, b) > iou_threshold
-    if labels is not None:
-        lab = labels[order]
-        over &= lab[:, None] == lab[None, :]
-    over = torch.triu(over, diagonal=1)  # over[j, i]: j (higher score) overlaps i
-    keep = torch.ones(len(b), dtype=torch.bool)
-    for _ in range(len(b)):
-        new = ~(over & keep[:, None]).any(0)
-        if torch.equal(new, keep):
-            break
-        keep = new
-    return order[keep]
+    """Greedy NMS, class-wise when ``labels`` are given (:mod:`simreal.nn.boxes`); kept indices in decreasing
+    score order."""
+    return nms_all(boxes, scores, iou_threshold) if labels is None else batched_nms(boxes, scores, labels,
+                                                                                      iou_threshold)
 
 
 def postprocess(raw: torch.Tensor, anchors: torch.Tensor, num_classes: int, image_hw: tuple[int, int],

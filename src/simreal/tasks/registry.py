@@ -41,5 +41,7 @@ register_task("segment", "simreal.tasks.segment:SegmentTask", "segmenter",
               "semantic segmentation (U-Net); image score = mean of the top 5 % pixel probabilities")
 register_task("detect", "simreal.tasks.detect:DetectTask", "detector_backbone",
               "object detection (SqueezeDet-style); image score = maximum after NMS")
+register_task("instance", "simreal.tasks.instance:InstanceTask", "instance_segmenter",
+              "instance segmentation (Mask R-CNN + FPN); image score = highest class probability after NMS")
 register_task("reid", "simreal.tasks.reid:ReidTask", "classifier",
               "re-identification (BNNeck embedding, identity CE + batch-hard triplet)")

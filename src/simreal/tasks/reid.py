@@ -176,7 +176,8 @@ class ReidTask(Task):
         from simreal.nn.registry import create_model
 
         backbone = create_model(arch, "classifier", num_classes=1, in_channels=in_channels,
-                                width=int(kw.get("width", 32)))
+                                width=int(kw.get("width", 32)),
+                                base_width=int(kw.get("base_width", 64)))
         return ReidModel(ReidNet(backbone, self.num_ids, int(emb) if emb else None))
 
     def loss(self, out: dict[str, torch.Tensor], targets: list[Any], labelled: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from simreal.datasets.coco import extras
 from simreal.errors import ConfigError, DatasetError
-from simreal.tasks.base import Task, TaskModel
+from simreal.tasks.base import FeatureLevel, Task, TaskModel
 
 IGNORE = 255
 TOP_FRACTION = 0.05
@@ -57,6 +57,19 @@ class SegModel(TaskModel):
     def head_modules(self) -> list[nn.Module]:
         return [self.net.head]
 
+    def feature_levels(self) -> dict[str, FeatureLevel]:
+        """``pooled``; encoder levels (ResNet ``layer1``..``layer4``, light encoder ``enc1``..); decoder
+        levels ``dec1`` (deepest) .. ``decN``; ``output`` (the pixel softmax: output-space adaptation)."""
+        lv = dict(super().feature_levels())
+        enc = self.net.encoder
+        if hasattr(enc, "layer4"):
+            lv.update({f"layer{i}": FeatureLevel(f"net.encoder.layer{i}", "map") for i in range(1, 5)})
+        else:
+            lv.update({f"enc{i + 1}": FeatureLevel(f"net.encoder.blocks.{i}", "map") for i in range(len(enc.blocks))})
+        lv.update({f"dec{i + 1}": FeatureLevel(f"net.up_blocks.{i}", "map") for i in range(len(self.net.up_blocks))})
+        lv["output"] = FeatureLevel("", "output")
+        return lv
+
 
 class SegmentTask(Task):
     name = "segment"
@@ -78,7 +91,8 @@ class SegmentTask(Task):
         from simreal.nn.registry import create_model
 
         return SegModel(create_model(arch, "segmenter", num_classes=self.num_classes, in_channels=in_channels,
-                                     width=int(kw.get("width", 16))))
+                                     width=int(kw.get("width", 16)),
+                                     base_width=int(kw.get("base_width", 64))))
 
     def check_labels(self, dataset: Any, where: str) -> None:
         if not any(r.get("mask_file") for r in dataset.images):
