@@ -9,7 +9,7 @@ def test_bench_digits_cli_writes_table(tmp_path: Path, capsys) -> None:  # type:
     out = capsys.readouterr().out
     assert "| DANN |" in out and "oracle" in out
     md = (tmp_path / "digits_table.md").read_text()
-    assert "refined synthetic" in md and (tmp_path / "digits_results.json").is_file()
+    assert "refined + SC + DANN" in md and "Spearman" in md and (tmp_path / "digits_results.json").is_file()
     assert main(["bench", "digits", "--selection", "target_val"]) == 2
 
 

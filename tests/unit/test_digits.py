@@ -30,12 +30,21 @@ def test_real_split_per_seed_reproducible_and_disjoint() -> None:
 @pytest.mark.slow
 def test_tiny_table_runs_and_dann_beats_chance() -> None:
     cfg = DigitsConfig(seeds=(0,), n_per_class=60, steps=150, adda_steps=50, finetune_steps=30, width=8,
-                       rows=("source only", "DANN", "ADDA", "refined synthetic", "fine-tune (k real/class)"))
+                       rows=("source only", "DANN", "ADDA", "refined + SC", "refined + SC + DANN",
+                             "fine-tune (k real/class)"), refine_steps=20, refine_checkpoints=(10,))
     res = run_table(cfg, log=lambda s: None)
     assert res["rows"]["DANN"][0] > 0.3  # loose: 10 classes, tiny budget
     table = format_table(res)
     assert "DANN" in table and "Model selection: `last`; no row used target labels" in table
     assert res["selection"]["DANN"] == [("last", False)]
+    # the SC refiner is trained once (the + DANN row reuses it) and scored at its checkpoint and at the end;
+    # the raw synthetic set is a point with the source-only accuracy
+    pts = {(p["variant"], p["step"]): p for p in res["refiner_selection"]}
+    assert set(pts) == {("CycleGAN + SC", 10), ("CycleGAN + SC", 20), ("raw synthetic", 0)}
+    assert pts[("raw synthetic", 0)]["accuracy"] == res["rows"]["source only"][0]
+    assert pts[("CycleGAN + SC", 20)]["accuracy"] == res["rows"]["refined + SC"][0]
+    assert all(p["task_fid"] > 0 for p in pts.values())
+    assert "Spearman ρ(task-space FID, accuracy) over 3 points" in table
     # the line is built from what the trainers report, not a fixed string
     from simreal.bench.digits import selection_line
 

@@ -80,12 +80,19 @@ def build_data(cfg: TrainConfig) -> tuple[Task, list[tuple[FolderSource, str]], 
     val = None
     for i, (d, ds) in enumerate(opened):
         idx = list(range(len(ds)))
+        refine = None
+        if d.refiner:  # CyCADA: the domain's images pass through a trained refiner as they are loaded
+            from simreal.refine.run import image_refiner
+
+            refine = image_refiner(d.refiner, ch, f"data.domains[{i}].refiner")
         if d is ref_cfg and cfg.data.source_val is None and cfg.data.source_val_fraction > 0 and d.role == "source":
             split = _validation_split(task, ds, cfg.data.source_val_fraction, cfg.seed)
             if split is not None:
                 idx, val_idx = split
-                val = FolderSource(f"{d.name or ds.name}-val", i, ds, size, ch, task.target, True, val_idx)
-        sources.append((FolderSource(d.name or ds.name, i, ds, size, ch, task.target, d.labelled, idx), d.role))
+                val = FolderSource(f"{d.name or ds.name}-val", i, ds, size, ch, task.target, True, val_idx,
+                                   transform=refine)
+        sources.append((FolderSource(d.name or ds.name, i, ds, size, ch, task.target, d.labelled, idx,
+                                     transform=refine), d.role))
     if cfg.data.source_val:
         vds = Dataset.open(cfg.data.source_val)
         task.check_labels(vds, cfg.data.source_val)

@@ -25,6 +25,10 @@ class DomainConfig(StrictModel):
     role: Literal["source", "target"] = Field("source", description="source (labelled training data) or target (the "
                                                                       "domain the model must work on)")
     labelled: bool = Field(True, description="false: this domain's task labels are never used for training")
+    refiner: str | None = Field(None, description="refiner run folder (simreal refine train): this domain's images "
+                                                  "are refined by its generator (full resolution, before resizing) "
+                                                  "as they are loaded; with method dann: CyCADA's pixel + feature "
+                                                  "adaptation in one config")
 
 
 class DataConfig(StrictModel):

@@ -24,8 +24,9 @@ def digits_cmd(
         "last", "--selection", help="Model selection without target labels: last or source_val."),
     device: str = device_option(),
 ) -> None:
-    """Synthetic font digits -> sklearn's real 8x8 digits: source only, mixed, DANN, ADDA, refined,
-    fine-tune and oracle (mean ± std over seeds)."""
+    """Synthetic font digits -> sklearn's real 8x8 digits: source only, mixed, DANN, ADDA, refined (CycleGAN,
+    + semantic consistency, + SC + DANN, CUT + SC), fine-tune and oracle (mean ± std over seeds), and the
+    label-free refiner-selection table (task-space FID vs accuracy)."""
     from simreal.bench.digits import DigitsConfig, format_table, run_table
     from simreal.runtime.device import resolve_device
     from simreal.runtime.io import atomic_write_json, atomic_write_text
@@ -41,7 +42,8 @@ def digits_cmd(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "digits_table.md", "# Digits sim-to-real benchmark\n\n" + table + "\n")
         atomic_write_json(out / "digits_results.json", {"rows": result["rows"], "wall_s": result["wall_s"],
-                                                         "seeds": list(cfg.seeds), "selection": result["selection"]})
+                                                         "seeds": list(cfg.seeds), "selection": result["selection"],
+                                                         "refiner_selection": result["refiner_selection"]})
 
 
 class Arch(str, Enum):

@@ -74,8 +74,10 @@ class FolderSource(DomainSource):
     and cached; ``target_fn(dataset, record, size)`` builds the task target of one record."""
 
     def __init__(self, name: str, domain_id: int, dataset: Any, size: tuple[int, int], channels: int,
-                 target_fn: TargetFn | None, labelled: bool = True, indices: Sequence[int] | None = None) -> None:
+                 target_fn: TargetFn | None, labelled: bool = True, indices: Sequence[int] | None = None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.name, self.domain_id = name, domain_id
+        self.transform = transform  # applied to each loaded image before resizing (e.g. a refiner)
         self.dataset, self.size, self.channels = dataset, size, channels
         self.target_fn = target_fn
         self.labelled = labelled and target_fn is not None
@@ -89,6 +91,8 @@ class FolderSource(DomainSource):
         if i not in self._cache:
             rec = self.dataset.record(self.indices[i])
             arr = self.dataset.load_image(rec, image_mode(self.channels))
+            if self.transform is not None:
+                arr = self.transform(arr)
             t = to_tensor(resize_image(arr, self.size))
             target = self.target_fn(self.dataset, rec, self.size) if self.labelled and self.target_fn else None
             self._cache[i] = (t, target)

@@ -129,6 +129,33 @@ class CropConfig(StrictModel):
     )
 
 
+class ConsistencyConfig(StrictModel):
+    """Semantic consistency (CyCADA) and label-free refiner selection with a frozen task model."""
+
+    run: str | None = Field(
+        None, description="`simreal train` run (classify, segment or detect) whose selected model is the frozen "
+                          "task model, trained on the source (synthetic) data")
+    weight: float = Field(
+        0.0, ge=0, description="weight of the semantic-consistency loss (CyCADA uses 1); 0: off")
+    use_labels: bool = Field(
+        True, description="classification: the source image's label as the target where it has one, else the "
+                          "task model's prediction on the original")
+    both_directions: bool = Field(
+        True, description="CycleGAN: also real -> synthetic-looking against the task model's pseudo-labels on "
+                          "the real images")
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description="pseudo-labels (or pixels) below this softmax probability are left out")
+    fid_images: int = Field(
+        256, ge=0, description="per checkpoint: task-space FID/KID between this many refined source and real "
+                               "samples, in the task model's feature space (0: off; needs run)")
+
+    @model_validator(mode="after")
+    def _check(self) -> ConsistencyConfig:
+        if self.weight > 0 and not self.run:
+            raise ValueError("consistency.weight > 0 needs consistency.run (a `simreal train` run folder)")
+        return self
+
+
 class RefinerConfig(ComputeSettings):
     """Everything ``simreal refine train`` needs besides the datasets (and where it runs: ``device``,
     ``precision``, ``deterministic``)."""
@@ -143,6 +170,9 @@ class RefinerConfig(ComputeSettings):
     cut: CUTConfig = Field(default_factory=CUTConfig, description="CUT / FastCUT settings (model: cut)")
     train: TrainConfig = Field(default_factory=TrainConfig, description="schedule, optimiser and checkpoints")
     crops: CropConfig = Field(default_factory=CropConfig, description="crop mode for small objects in large images")
+    consistency: ConsistencyConfig = Field(
+        default_factory=ConsistencyConfig,
+        description="semantic consistency (CyCADA) and per-checkpoint task-space FID/KID with a frozen task model")
 
     @model_validator(mode="after")
     def _check(self) -> RefinerConfig:

@@ -21,9 +21,11 @@ from simreal.datasets import Dataset, encode_image
 from simreal.datasets.torchdata import step_loader
 from simreal.errors import RunError
 from simreal.refine.config import RefinerConfig
+from simreal.refine.consistency import RunConsistency
 from simreal.refine.data import ImageSet, resolve_channels, to_uint8
 from simreal.refine.models import RefinerModel, build_model, model_summary
 from simreal.refine.run import RUN_KIND
+from simreal.refine.select import CheckpointScorer
 from simreal.runtime.compute import Compute, compute
 from simreal.runtime.distributed import gather_objects, on_main, shard_size, unwrap
 from simreal.runtime.progress import close_logger, make_progress
@@ -43,7 +45,8 @@ def sample_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
 
 
 VOLATILE = ("train.threads", "train.log_every", "train.num_samples", "train.keep_checkpoints", "data.cache_mb",
-            "crops.feather", "crops.mask_dilate", "crops.reinsert", "data.workers", *COMPUTE_VOLATILE)
+            "crops.feather", "crops.mask_dilate", "crops.reinsert", "data.workers", "consistency.fid_images",
+            *COMPUTE_VOLATILE)
 """Config keys a resumed refiner run may change: they cannot change the trained networks."""
 
 
@@ -66,15 +69,26 @@ class RefineBatches:
     iterations_per_epoch: int
     shard: tuple[int, int] = (0, 1)
 
-    def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _a_items(self, it: int) -> list[int]:
         epoch, k = divmod(it, self.iterations_per_epoch)
         order = sample_rng(self.seed, epoch, stream=11).permutation(len(self.set_a))
+        return [int(order[(k * self.batch_size + j) % len(order)]) for j in range(self.batch_size)]
+
+    def _mine(self) -> range:
+        rank, world = self.shard
+        return range(rank * self.batch_size // world, (rank + 1) * self.batch_size // world)
+
+    def a_items(self, it: int) -> list[int]:
+        """This rank's domain-A sample indices of iteration ``it`` (e.g. to look up their labels)."""
+        items = self._a_items(it)
+        return [items[j] for j in self._mine()]
+
+    def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         rng = sample_rng(self.seed, it, stream=12)
         n = self.batch_size
-        a_items = [int(order[(k * n + j) % len(order)]) for j in range(n)]
+        a_items = self._a_items(it)
         b_items = [int(v) for v in rng.integers(0, len(self.set_b), n)]
-        rank, world = self.shard
-        mine = range(rank * n // world, (rank + 1) * n // world)
+        mine = self._mine()
         real_a, mask_a = self.set_a.batch([a_items[j] for j in mine], [sample_rng(self.seed, it, 14, j) for j in mine])
         real_b, mask_b = self.set_b.batch([b_items[j] for j in mine], [sample_rng(self.seed, it, 15, j) for j in mine])
         return real_a, real_b, mask_a, mask_b
@@ -98,6 +112,42 @@ def _all_extras(ctx: Compute, model: RefinerModel) -> dict[str, torch.Tensor]:
     for r, extras in enumerate(everyone[1:], 1):
         out.update({f"rank{r}/{k}": v for k, v in extras.items()})
     return {**out, **ctx.state_tensors()}
+
+
+def _load_consistency(cfg: RefinerConfig) -> RunConsistency | None:
+    """The frozen task model of ``consistency.run`` (loaded before anything is written: a bad run fails early)."""
+    c = cfg.consistency
+    if not c.run:
+        return None
+    return RunConsistency(c.run, c.weight, use_labels=c.use_labels, both_directions=c.both_directions,
+                          min_confidence=c.min_confidence)
+
+
+def _consistency(cfg: RefinerConfig, sc: RunConsistency | None, model: RefinerModel, src_ds: Dataset,
+                 set_a: ImageSet, set_b: ImageSet, log: Any, ctx: Compute) -> tuple[Any, CheckpointScorer | None]:
+    """Attach the semantic-consistency loss (``consistency.weight`` > 0) and build the per-checkpoint task-space
+    scorer (``consistency.fid_images`` > 0); returns (labels lookup or None, scorer)."""
+    c = cfg.consistency
+    if sc is None:
+        return None, None
+    sc.to(ctx.device)
+    labels_of = None
+    if c.weight > 0:
+        model.consistency = sc
+        labels_of = sc.label_lookup(src_ds, set_a.items)
+        log.info("semantic consistency: %s model of %s, weight %g, %s", sc.kind, c.run, c.weight,
+                 "source labels" if labels_of is not None else "pseudo-labels")
+    if not c.fid_images or not ctx.is_main:
+        return labels_of, None
+    rng = sample_rng(cfg.train.seed, 0, stream=14)
+    n = c.fid_images
+    crop_rngs = [sample_rng(cfg.train.seed, 0, 16, j) for j in range(n)]
+    src = set_a.batch([int(v) for v in rng.integers(0, len(set_a), n)], crop_rngs)[0]
+    real = set_b.batch([int(v) for v in rng.integers(0, len(set_b), n)], crop_rngs)[0]
+    scorer = CheckpointScorer(sc.model, sc.to_input, ctx.to(src), ctx.to(real))
+    log.info("task-space scores of the unrefined source samples: %s",
+             " ".join(f"{k}={v:.4g}" for k, v in scorer.baseline.items()))
+    return labels_of, scorer
 
 
 @dataclass(frozen=True)
@@ -145,6 +195,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     set_b = ImageSet(tgt_ds, channels, cfg.data, cfg.crops, "target", with_masks=needs_masks)
     set_a.check_all()
     set_b.check_all()
+    sc = _load_consistency(cfg)
     t = cfg.train
     shard_size(t.batch_size, ctx.dist, "train.batch_size")
     ipe = t.iterations_per_epoch or math.ceil(max(len(set_a), len(set_b)) / t.batch_size)
@@ -192,6 +243,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
         ctx.precision,
         ctx.dist.world_size,
     )
+    labels_of, scorer = _consistency(cfg, sc, model, src_ds, set_a, set_b, log, ctx)
     fixed = set_a.fixed_samples(t.num_samples) if t.num_samples and ctx.is_main else None
     total_iters = total_epochs * ipe
     batches = RefineBatches(set_a, set_b, t.seed, t.batch_size, ipe, (ctx.dist.rank, ctx.dist.world_size))
@@ -207,7 +259,8 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
                 it = epoch * ipe + k
                 torch.manual_seed(sample_seed(t.seed, it, stream=13))
                 real_a, real_b, mask_a, mask_b = (ctx.to(v) for v in next(loader))
-                losses = model.train_step(real_a, real_b, mask_a, mask_b, epoch)
+                labels = ctx.to(labels_of(batches.a_items(it))) if labels_of is not None else None
+                losses = model.train_step(real_a, real_b, mask_a, mask_b, epoch, labels)
                 for name, v in losses.items():
                     window[name].append(v)
                     epoch_sums[name].append(v)
@@ -236,12 +289,19 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
                 model.train()
                 store.save_sample(f"epoch_{epoch + 1:04d}.png", encode_image(grid))
             if (epoch + 1) % t.checkpoint_every == 0 or epoch + 1 == total_epochs:
+                scores: dict[str, float] = {}
+                if scorer is not None:
+                    model.eval()
+                    scores = scorer(model.refine)
+                    model.train()
+                    store.log_metrics({"iteration": (epoch + 1) * ipe, "epoch": epoch + 1, **scores})
                 store.save_checkpoint(
                     (epoch + 1) * ipe, refiner_modules(model), model.optimizers, extra=_all_extras(ctx, model),
                     meta={"epoch": epoch + 1, "iteration": (epoch + 1) * ipe, "model": cfg.model,
-                          "channels": channels, "architecture": cfg.architecture(), "losses": summary},
+                          "channels": channels, "architecture": cfg.architecture(), "losses": summary, **scores},
                     keep=t.keep_checkpoints)
-                log.info("checkpoint epoch %d", epoch + 1)
+                log.info("checkpoint epoch %d%s", epoch + 1,
+                         "".join(f" {k}={v:.4g}" for k, v in scores.items()))
     log.info("done")
     close_logger(log)
     last = store.latest_checkpoint()

@@ -23,6 +23,7 @@ from simreal.nn.gan import (
 )
 from simreal.nn.patchnce import PatchSampleF, patch_nce_loss
 from simreal.refine.config import RefinerConfig
+from simreal.refine.consistency import SemanticConsistency
 from simreal.runtime.compute import Compute
 from simreal.runtime.distributed import unwrap
 
@@ -59,6 +60,7 @@ class RefinerModel(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.feature_ema: dict[str, Tensor] = {}
         self._features: FeatureExtractor | None = None
+        self.consistency: SemanticConsistency | None = None  # set by the trainer (refine.consistency)
         self.amp = Compute()  # device/precision of the training step (set by the trainer)
 
     # construction helpers --------------------------------------------------
@@ -115,9 +117,11 @@ class RefinerModel(nn.Module):
         raise NotImplementedError
 
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, Tensor]:  # pragma: no cover - overridden
-        """One update of every network; the losses as detached 0-dim tensors (no host sync per step)."""
+        """One update of every network; the losses as detached 0-dim tensors (no host sync per step).
+        ``labels_a`` (B,) are the source labels for semantic consistency (-1: none)."""
         raise NotImplementedError
 
     def sample_columns(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - overridden
@@ -204,15 +208,17 @@ class CycleGAN(RefinerModel):
 
     # training ---------------------------------------------------------------------
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, Tensor]:
         with self.amp.autocast():
-            out = self._train_step(real_a, real_b, mask_a, mask_b, epoch)
+            out = self._train_step(real_a, real_b, mask_a, mask_b, epoch, labels_a)
         self.amp.update()
         return out
 
     def _train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, Tensor]:
         cfg = self.cfg
         la, lb = cfg.loss.lambda_A, cfg.loss.lambda_B
@@ -258,6 +264,8 @@ class CycleGAN(RefinerModel):
             losses["mean_feat"] = (
                 self._mean_feat_loss(fake_b, real_b, "B") + self._mean_feat_loss(fake_a, real_a, "A")
             ) * p.lambda_mean_feat
+        if self.consistency is not None:
+            losses.update(self.consistency.losses(real_a, fake_b, labels_a, real_b, fake_a))
         loss_g = sum(losses.values(), real_a.new_zeros(()))
         self.amp.backward(loss_g)
         self.amp.step(self.optimizers["G"])
@@ -350,15 +358,17 @@ class CUT(RefinerModel):
         return total / len(self.layers)
 
     def train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None, epoch: int,
+        labels_a: Tensor | None = None,
     ) -> dict[str, Tensor]:
         with self.amp.autocast():
-            out = self._train_step(real_a, real_b, mask_a, mask_b)
+            out = self._train_step(real_a, real_b, mask_a, mask_b, labels_a)
         self.amp.update()
         return out
 
     def _train_step(
-        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None
+        self, real_a: Tensor, real_b: Tensor, mask_a: Tensor | None, mask_b: Tensor | None,
+        labels_a: Tensor | None = None,
     ) -> dict[str, Tensor]:
         cfg = self.cfg
         n = real_a.shape[0]
@@ -398,6 +408,8 @@ class CUT(RefinerModel):
             g_losses["idt_feat"] = self._feat_l1(fake_b, real_a, "B") * p.lambda_identity_feat
         if p.lambda_mean_feat > 0:
             g_losses["mean_feat"] = self._mean_feat_loss(fake_b, real_b, "B") * p.lambda_mean_feat
+        if self.consistency is not None:
+            g_losses.update(self.consistency.losses(real_a, fake_b, labels_a))
         if "NCE_Y" in g_losses:
             total = g_losses.get("G_GAN", real_a.new_zeros(())) + (g_losses["NCE"] + g_losses["NCE_Y"]) * 0.5
             total = total + sum(

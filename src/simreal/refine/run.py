@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from simreal.errors import RunError
+from simreal.errors import ConfigError, RunError, SimrealError
 from simreal.refine.config import RefinerConfig
 from simreal.refine.models import RefinerModel, build_model
 from simreal.runtime.device import resolve_device
@@ -91,3 +92,25 @@ def import_generator(weights: str | Path, out: str | Path,
     ck = store.save_checkpoint(0, {name: net}, meta={"epoch": 0, "iteration": 0, "model": cfg.model,
                                                      "channels": channels, "imported_from": str(weights)})
     return ck.path
+
+
+def image_refiner(run: str | Path, channels: int, where: str = "refiner") -> Callable[[np.ndarray], np.ndarray]:
+    """A function refining one uint8 image (H, W) or (H, W, C) with the latest checkpoint of ``run`` (whole
+    image, no gradients); ``channels`` must be the run's. ``where`` names the config key in errors."""
+    from simreal.refine.data import to_tensor, to_uint8
+
+    try:
+        model, _, info, _ = load_refiner(run)
+    except SimrealError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if int(info["channels"]) != channels:
+        raise ConfigError(f"{where}: refiner {run} refines {info['channels']}-channel images, the data has "
+                          f"{channels}")
+
+    fn = host_refine_fn(model)
+
+    def refine(img: np.ndarray) -> np.ndarray:
+        return to_uint8(fn(to_tensor(img)[None])[0])
+
+    return refine
+
