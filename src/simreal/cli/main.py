@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
 from simreal import __version__
 from simreal.errors import SimrealError
+from simreal.runtime.distributed import ERROR_DIR_ENV
+from simreal.runtime.io import atomic_write_text
 
 app = typer.Typer(
     name="simreal",
@@ -77,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, prog_name="simreal", standalone_mode=False)
     except SimrealError as exc:
-        if os.environ.get("RANK", "0") in ("", "0"):  # one line per job: rank 0 speaks for a torchrun job
-            print(f"simreal: error: {exc}", file=sys.stderr)
+        line = f"simreal: error: {exc}"
+        errors, rank = os.environ.get(ERROR_DIR_ENV), os.environ.get("RANK", "")
+        if errors and rank:  # a worker of `--nproc N`: the launcher prints one rank's line
+            atomic_write_text(Path(errors) / f"rank{int(rank)}.txt", line)
+        elif rank in ("", "0"):  # one line per job: rank 0 speaks for a torchrun job
+            print(line, file=sys.stderr)
         return exc.exit_code
     except RuntimeError as exc:
         if type(exc).__name__ not in ("DistBackendError", "DistNetworkError", "DistError"):

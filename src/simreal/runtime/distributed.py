@@ -23,9 +23,12 @@ The contract (see docs/devices.md):
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simreal.errors import ConfigError, SimrealError
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     import torch
 
 T = TypeVar("T")
+# Set by :func:`launch` for its workers: a rank that stops on bad input writes its one line there.
+ERROR_DIR_ENV = "SIMREAL_LAUNCH_ERRORS"
 
 
 @dataclass(frozen=True)
@@ -272,13 +277,17 @@ def launch(args: list[str], nproc: int) -> int:
     quiet = logging.getLogger("torch.distributed.elastic")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the failure table: one line of ours instead
+    errors = Path(tempfile.mkdtemp(prefix="simreal-launch-"))
+    os.environ[ERROR_DIR_ENV] = str(errors)  # ranks leave their bad-input line here (cli.main)
     try:
         run(targs)
     except ChildFailedError as exc:
         codes = {rank: f.exitcode for rank, f in exc.failures.items()}
-        if set(codes.values()) == {2}:
-            return 2
         rank = root_failure(exc.failures)
+        said = {int(f.stem[4:]): f.read_text().strip() for f in errors.glob("rank*.txt")}
+        if said:  # bad input: one rank's line, whichever ranks torchrun stopped before they got there
+            print(said.get(rank) or said[min(said)], file=sys.stderr)
+            return 2
         code = codes[rank]
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         print(f"simreal: error: rank {rank} of {nproc} stopped ({how}); every rank was stopped. Rerun the same "
@@ -286,6 +295,8 @@ def launch(args: list[str], nproc: int) -> int:
         return 1
     finally:
         quiet.setLevel(level)
+        os.environ.pop(ERROR_DIR_ENV, None)
+        shutil.rmtree(errors, ignore_errors=True)
     return 0
 
 
