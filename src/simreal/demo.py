@@ -40,9 +40,9 @@ class DemoSizes:
     low: int = 240
     high: int = 80
     high_test: int = 40
-    refine_iterations: int = 240
-    train_steps: int = 400
-    batch_per_domain: int = 12
+    refine_iterations: int = 160
+    train_steps: int = 250
+    batch_per_domain: int = 8
     videos: int = 4
     video_seconds: float = 12.0
     triage_fps: float = 2.0
