@@ -24,8 +24,8 @@ def digits_cmd(
         "last", "--selection", help="Model selection without target labels: last or source_val."),
     device: str = device_option(),
 ) -> None:
-    """Synthetic font digits -> sklearn's real 8x8 digits: source only, mixed, DANN, ADDA, refined (CycleGAN,
-    + semantic consistency, + SC + DANN, CUT + SC), fine-tune and oracle (mean ± std over seeds), and the
+    """Synthetic font digits -> sklearn's real 8x8 digits: source only, mixed, DANN, ADDA, refined (CycleGAN, with
+    semantic consistency, with SC and DANN, CUT with SC), fine-tune and oracle (mean ± std over seeds), and the
     label-free refiner-selection table (task-space FID vs accuracy)."""
     from simreal.bench.digits import DigitsConfig, format_table, run_table
     from simreal.runtime.device import resolve_device
