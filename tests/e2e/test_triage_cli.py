@@ -242,6 +242,27 @@ def test_detector_boxes_survive_to_the_json(world: dict[str, Any], tmp_path: Pat
                                              abs=0.02)
             assert b["score"] == pytest.approx(w[4], abs=1e-6) and b["label"] == "canister"
         assert f["scores"]["clf"]["canister"] == pytest.approx(max(b["score"] for b in boxes), abs=1e-6)
+    # reviewed as relevant: the boxes scoring at least the mark's threshold become the dataset's boxes
+    # (clipped to the frame, COCO x, y, w, h); this untrained detector scores every box 0.5
+    from simreal.datasets.contract import Dataset
+    from simreal.triage.reviews import save_mark
+
+    fa, fb = r["frames"][1], r["frames"][2]
+    save_mark(folder, r["element"], fa["t"], "relevant", "", r["chain"], "clf", "canister", 0.5)
+    save_mark(folder, r["element"], fb["t"], "relevant", "", r["chain"], "clf", "canister", 0.9)
+    ds = tmp_path / "det_reviewed"
+    assert main(["triage", "export", str(folder), "--reviewed", "--out", str(ds)]) == 0
+    d = Dataset.open(ds)
+    by_t = {img["triage"]["t"]: img for img in d.images}
+    want = []
+    for b in fa["boxes"]["clf"]:
+        x1, y1 = max(0.0, b["box"][0]), max(0.0, b["box"][1])
+        x2, y2 = min(128.0, b["box"][2]), min(72.0, b["box"][3])
+        want.append(([round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)], 1))
+    assert sorted((a["bbox"], a["category_id"]) for a in d.anns(by_t[fa["t"]])) == sorted(want)
+    assert len(want) == 3 and d.anns(by_t[fb["t"]]) == []
+    assert [img["label"] for img in d.images] == [1, 1] and d.class_names == ["canister"]
+    assert {(img["width"], img["height"]) for img in d.images} == {(128, 72)}
 
 
 def test_dropped_frames_score_the_same_and_export_identically(world: dict[str, Any], reference: Path,

@@ -173,6 +173,26 @@ def test_ranking_order_follows_the_metric(page: Any, site: dict[str, Any], by: s
     assert vals == sorted(vals, reverse=True)
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_topk_mean_ranking_follows_k(page: Any, site: dict[str, Any], k: int) -> None:
+    page.select_option("#by", "topk-mean")
+    page.fill("#k", str(k))
+    page.dispatch_event("#k", "change")
+    page.wait_for_function("k => location.hash.includes('by=topk-mean') && location.hash.includes('k=' + k)",
+                           arg=k)
+    page.wait_for_timeout(300)
+    rows = _rows(page)
+
+    def value(r: dict[str, Any]) -> float:
+        return float(np.sort(_scores(r))[::-1][:k].mean())
+
+    want = sorted(site["results"].values(), key=lambda r: (-value(r), -_scores(r).max(), r["element"]))
+    assert [r["el"] for r in rows] == [r["element"] for r in want]
+    got = {r["el"]: r["value"] for r in rows}
+    for r in want:
+        assert got[r["element"]] == pytest.approx(value(r), abs=1e-3)
+
+
 def test_review_marks_persist_after_reload(page: Any, site: dict[str, Any]) -> None:
     pos = site["results"]["pos.mp4"]
     best_t = pos["frames"][int(np.argmax(_scores(pos)))]["t"]

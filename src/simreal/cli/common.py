@@ -39,7 +39,7 @@ def device_option(default: str | None = "auto") -> str | None:
 
 def precision_option() -> str | None:
     """``--precision 32|16-mixed|bf16-mixed`` for training commands (default: the config's)."""
-    from simreal.runtime.compute import PRECISION_HELP
+    from simreal.runtime.device import PRECISION_HELP
 
     return typer.Option(None, "--precision", metavar="PRECISION", help=PRECISION_HELP + " Default: the config's.")
 

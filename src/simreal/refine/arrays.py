@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from simreal.refine.config import CUTConfig, LossConfig, NetConfig, RefinerConfig, TrainConfig
 from simreal.refine.consistency import SemanticConsistency
 from simreal.refine.models import RefinerModel, build_model
+from simreal.runtime.device import forked_rng
 
 DEFAULT_STEPS = 600
 
@@ -207,7 +208,7 @@ def refine_arrays(
     torch.set_num_threads(max(1, min(s.threads, 2)))
     try:
         dev = torch.device(device)
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with forked_rng(dev):
             hook = None
             if on_checkpoint is not None:
                 def hook(step: int, m: RefinerModel) -> None:

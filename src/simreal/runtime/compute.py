@@ -30,13 +30,10 @@ import torch
 
 from simreal.errors import ConfigError
 from simreal.runtime import distributed
-from simreal.runtime.device import resolve_device
+from simreal.runtime.device import PRECISIONS, resolve_device
 from simreal.runtime.distributed import DistInfo
 
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
-PRECISIONS: tuple[str, ...] = ("32", "16-mixed", "bf16-mixed")
-PRECISION_HELP = ("Numeric precision: 32 (float32), 16-mixed (float16 autocast + gradient scaling) or bf16-mixed "
-                  "(bfloat16 autocast); mixed precision is meant for CUDA.")
 _AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 
 

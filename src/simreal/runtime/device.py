@@ -7,7 +7,8 @@ not exist raises :class:`~simreal.errors.ConfigError` (the CLI prints one line a
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from simreal.errors import ConfigError
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 DEVICE_HELP = "Device: auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PRECISIONS: tuple[str, ...] = ("32", "16-mixed", "bf16-mixed")
+PRECISION_HELP = ("Numeric precision: 32 (float32), 16-mixed (float16 autocast + gradient scaling) or bf16-mixed "
+                  "(bfloat16 autocast); mixed precision is meant for CUDA.")
 
 
 def resolve_device(spec: str | None = "auto", where: str = "--device") -> torch.device:
@@ -70,3 +74,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def forked_rng(device: torch.device) -> AbstractContextManager[Any]:
+    """``torch.random.fork_rng`` for the CPU and ``device``'s own generator (CUDA or MPS): code inside may
+    reseed freely and the caller's random streams are as they were afterwards."""
+    import torch
+
+    if device.type in ("cuda", "mps"):
+        return torch.random.fork_rng(devices=[device], device_type=device.type)
+    return torch.random.fork_rng(devices=[], device_type="cpu")

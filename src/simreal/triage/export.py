@@ -8,11 +8,13 @@ negative (label 0, the ``background`` class of classification).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from simreal.datasets.contract import DatasetWriter
 from simreal.errors import ConfigError
+from simreal.runtime.io import atomic_dir
 from simreal.triage.frames import frame_at, jpeg_roundtrip, open_image
 from simreal.triage.results import load_elements, resolve_chain
 from simreal.triage.reviews import MARKS, load_reviews
@@ -53,8 +55,16 @@ def export_reviewed(folder: str | Path, out: str | Path, chain: str | None = Non
 
     names = sorted({m.get("label") or "object" for m in marks if m["mark"] == "relevant"})
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+    with atomic_dir(out) as tmp:  # the dataset appears complete or not at all
+        return _write(folder, tmp, out.name, marks, cats, default, chain, result)
+
+
+def _write(folder: Path, root: Path, name: str, marks: list[dict[str, Any]], cats: list[dict[str, Any]],
+           default: str, chain: str | None,
+           result: Callable[[str, str], dict[str, Any] | None]) -> dict[str, Any]:
+    """The marked frames and their boxes written into ``root`` (a temporary folder)."""
     cid_of = {c["name"]: c["id"] for c in cats}
-    writer = DatasetWriter(out, out.name, "real", cats, {
+    writer = DatasetWriter(root, name, "real", cats, {
         "command": "simreal triage export --reviewed", "triage_folder": str(folder.resolve())})
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
