@@ -2,15 +2,16 @@
 the CPU, NCCL with one GPU each on CUDA), with the global batch fixed, through the code ``simreal train
 --nproc N`` runs (Compute, DistributedDataParallel wrapping, SyncBatchNorm, rank shards).
 
-The model must be compute-bound for data parallelism to pay on a CPU: by default ResNet-18 at 64x64, global
-batch 32 (16 per rank with 2 processes). Baselines: one process with one thread (the same total of busy
+The model must be compute-bound for data parallelism to pay on a CPU: by default ResNet-18 at 128x128, global
+batch 64 (32 per rank with 2 processes; at 64x64 and batch 32 the 47 MB gradient all-reduce and the BatchNorm
+synchronisation weigh as much as the compute). Baselines: one process with one thread (the same total of busy
 cores per process: scaling efficiency), and one process with as many threads as there are processes (what
 a single process would get from the same cores). Each configuration is timed over ``--steps`` steps after
 ``--warmup``; images/s = global batch x steps / the slowest rank's time, with the cores the configuration
 actually got (CPU seconds / wall seconds: on a shared machine a ratio means little when these fall short of
 the threads asked for). Prints figures only.
 
-Usage: python benchmarks/ddp_scaling.py [--nproc 2] [--arch resnet18] [--size 64] [--batch 32] [--steps 20]
+Usage: python benchmarks/ddp_scaling.py [--nproc 2] [--arch resnet18] [--size 128] [--batch 64] [--steps 10]
        [--device cpu] [--no-sync-bn]
 """
 
@@ -85,9 +86,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--arch", default="resnet18")
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="32")

@@ -96,7 +96,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sync_bn_worker(rank: int, world: int, port: int, x: torch.Tensor, c: torch.Tensor, out: dict) -> None:
+def _sync_bn_worker(rank: int, world: int, port: int, x: torch.Tensor, c: torch.Tensor, cuts: list[int],
+                    out: dict) -> None:
     import torch.distributed as dist
 
     from simreal.nn.syncbn import convert_sync_batchnorm
@@ -108,26 +109,29 @@ def _sync_bn_worker(rank: int, world: int, port: int, x: torch.Tensor, c: torch.
         net = convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), torch.device("cpu"))
         net[0].weight.data.uniform_(0.5, 1.5)
         net[0].bias.data.uniform_(-0.5, 0.5)
-        n = len(x) // world
-        xr = x[rank * n:(rank + 1) * n].clone().requires_grad_(True)
+        lo, hi = cuts[rank], cuts[rank + 1]
+        xr = x[lo:hi].clone().requires_grad_(True)
         y = net(xr)
-        (y * c[rank * n:(rank + 1) * n]).sum().backward()
-        gw = net[0].weight.grad.clone()
+        (y * c[lo:hi]).sum().backward()
+        gw, gb = net[0].weight.grad.clone(), net[0].bias.grad.clone()
         dist.all_reduce(gw)  # the gradient of the summed loss (DDP averages; the sum compares exactly)
-        out[rank] = {"y": y.detach(), "gx": xr.grad, "gw": gw, "rm": net[0].running_mean.clone(),
+        dist.all_reduce(gb)
+        out[rank] = {"y": y.detach(), "gx": xr.grad, "gw": gw, "gb": gb, "rm": net[0].running_mean.clone(),
                      "rv": net[0].running_var.clone()}
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_portable_sync_batchnorm_equals_batchnorm_over_the_global_batch() -> None:
+@pytest.mark.parametrize("cuts", [[0, 4, 8], [0, 3, 8]], ids=["equal shards", "unequal shards"])
+def test_portable_sync_batchnorm_equals_batchnorm_over_the_global_batch(cuts: list[int]) -> None:
     g = torch.Generator().manual_seed(1)
     x, c = torch.randn(8, 3, 5, 5, generator=g) * 3 + 1, torch.randn(8, 3, 5, 5, generator=g)
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         out = manager.dict()
-        mp.start_processes(_sync_bn_worker, args=(2, _free_port(), x, c, out), nprocs=2, start_method="spawn")
+        mp.start_processes(_sync_bn_worker, args=(2, _free_port(), x, c, cuts, out), nprocs=2,
+                           start_method="spawn")
         res = dict(out)
     torch.manual_seed(0)
     ref = torch.nn.BatchNorm2d(3)
@@ -140,6 +144,7 @@ def test_portable_sync_batchnorm_equals_batchnorm_over_the_global_batch() -> Non
     assert torch.allclose(torch.cat([res[0]["gx"], res[1]["gx"]]), xf.grad, atol=1e-5)
     for r in (0, 1):
         assert torch.allclose(res[r]["gw"], ref.weight.grad, atol=1e-4)
+        assert torch.allclose(res[r]["gb"], ref.bias.grad, atol=1e-4)
         assert torch.allclose(res[r]["rm"], ref.running_mean, atol=1e-6)
         assert torch.allclose(res[r]["rv"], ref.running_var, atol=1e-5)
     # per-rank statistics (plain BatchNorm in each process) would differ: the test can tell them apart
