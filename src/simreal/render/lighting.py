@@ -39,8 +39,12 @@ HDRI_SEARCH_PATHS: tuple[str, ...] = (
 HDRI_ENV = "SIMREAL_HDRI_DIR"  # overrides the search for builtin:hdri
 MAX_WIDTH = 2048  # larger maps are box-downsampled on load (lighting needs no more)
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-NO_HDRI_HINT = ("install Debian's blender-data package (apt-get install -y blender-data; `make venv` does this "
-                "when it can) or set lighting.environment.folder to a folder of equirectangular .exr/.hdr maps")
+
+
+def no_hdri_hint(key: str) -> str:
+    """What to do when no maps are found, naming the config key that points at them."""
+    return ("install Debian's blender-data package (apt-get install -y blender-data; `make venv` does this "
+            f"when it can) or set {key} to a folder of equirectangular .exr/.hdr maps")
 
 
 def builtin_hdri_folder() -> Path | None:
@@ -63,7 +67,7 @@ def resolve_hdri_folder(path: str, key: str = "lighting.environment.folder") -> 
         folder = builtin_hdri_folder()
         if folder is None:
             raise AssetError(f"{key}: no HDR environment maps found for {BUILTIN_HDRI} (looked in "
-                             f"{', '.join(HDRI_SEARCH_PATHS)} and ${HDRI_ENV}); {NO_HDRI_HINT}")
+                             f"{', '.join(HDRI_SEARCH_PATHS)} and ${HDRI_ENV}); {no_hdri_hint(key)}")
         return folder
     return Path(path)
 
@@ -72,10 +76,10 @@ def hdr_files(path: str, key: str = "lighting.environment.folder") -> list[Path]
     """Sorted equirectangular maps in a folder, each checked to load and to be 2:1."""
     folder = resolve_hdri_folder(path, key)
     if not folder.is_dir():
-        raise AssetError(f"{key}: HDR folder not found: {folder}; {NO_HDRI_HINT}")
+        raise AssetError(f"{key}: HDR folder not found: {folder}; {no_hdri_hint(key)}")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in HDR_SUFFIXES)
     if not files:
-        raise AssetError(f"{key}: no .exr/.hdr environment maps in {folder}; {NO_HDRI_HINT}")
+        raise AssetError(f"{key}: no .exr/.hdr environment maps in {folder}; {no_hdri_hint(key)}")
     for f in files:
         load_hdr(str(f))
     return files

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simreal.datasets.coco import IMAGES_DIR, mask_bbox, mask_to_rle
 from simreal.datasets.imageio import encode_image, encode_mask
+from simreal.errors import ConfigError
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.build import composite
 from simreal.render.camera import Camera, look_at
 from simreal.render.mesh import Mesh
+from simreal.render.people.body import PosedBody
 from simreal.render.people.character import Character, sample_character
 from simreal.render.people.labels import person_annotation
 from simreal.render.people.outfit import Part
@@ -29,6 +32,7 @@ from simreal.render.scene import Instance, Light, Material, SceneData
 from simreal.render.textures import make_texture, sample_texture_params
 from simreal.runtime.seeding import sample_rng, sample_seed
 
+ENVMAP_KEY = 0.18  # envmap views: the metered frame's log-average luminance (mid grey), times the intensity
 _backend: dict[str, MitsubaBackend] = {}
 
 
@@ -39,9 +43,11 @@ def backend(variant: str) -> MitsubaBackend:
 
 
 @functools.lru_cache(maxsize=4)
-def parse_config(cfg_json: str) -> tuple[PeopleConfig, list[Any], list[Any]]:
-    """Worker-side cache: the config and its texture and photo file lists."""
+def parse_config(cfg_json: str) -> tuple[PeopleConfig, list[Any], list[Any], list[Path]]:
+    """Worker-side cache: the config and its texture, photo and HDR map file lists (each loaded only
+    when its background kind has weight)."""
     from simreal.render.library import resolve_folder
+    from simreal.render.lighting import hdr_files
     from simreal.render.textures import load_texture_folder
 
     cfg = PeopleConfig.model_validate_json(cfg_json)
@@ -49,7 +55,10 @@ def parse_config(cfg_json: str) -> tuple[PeopleConfig, list[Any], list[Any]]:
     photos = []
     if cfg.background.photo_folder and cfg.background.weights.get("photo", 0) > 0:
         photos = load_texture_folder(str(resolve_folder(cfg.background.photo_folder)))
-    return cfg, tex, photos
+    hdr_maps = []
+    if cfg.background.weights.get("envmap", 0) > 0:
+        hdr_maps = hdr_files(cfg.background.hdr_folder, "background.hdr_folder")
+    return cfg, tex, photos, hdr_maps
 
 
 def placed(parts: list[Part], xf: np.ndarray, label: int = 1) -> list[Instance]:
@@ -68,15 +77,20 @@ def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
-def sample_view(rng: np.random.Generator, cfg: PeopleConfig, view: int) -> dict[str, Any]:
-    """Camera id, camera pose, person yaw, pose, background and light of one view (JSON-ready)."""
+def sample_view(rng: np.random.Generator, cfg: PeopleConfig, view: int, hdr_maps: list[Path] | None = None
+                ) -> dict[str, Any]:
+    """Camera id, camera pose, person yaw, pose, background and light of one view (JSON-ready).
+
+    An ``envmap`` view draws its map (from ``hdr_maps``), rotation, intensity and white balance after
+    everything else (so adding the kind changes no other view's draws) and has no ``light``: the map
+    is the only light."""
     cams = cfg.camera.cameras
     cam_id = 1 + view % cams
     sector = 360.0 / cams
     azimuth = (cam_id - 1) * sector + float(rng.uniform(-0.4, 0.4)) * sector
     bg_kind = _choice(rng, cfg.background.weights)
     tex = [sample_texture_params(rng) for _ in range(3)]
-    return {
+    out = {
         "view": view, "camera_id": cam_id, "azimuth": azimuth,
         "height": float(rng.uniform(*cfg.camera.height)), "distance": float(rng.uniform(*cfg.camera.distance)),
         "yaw": float(rng.uniform(0, 360)), "pose": sample_pose(rng, _choice(rng, cfg.poses)),
@@ -88,6 +102,16 @@ def sample_view(rng: np.random.Generator, cfg: PeopleConfig, view: int) -> dict[
                   "azimuth": float(rng.uniform(0, 360)),
                   "temperature": float(rng.uniform(*cfg.lighting.temperature))},
     }
+    if bg_kind == "envmap":
+        from simreal.render.lighting import sample_hdr_params
+
+        if not hdr_maps:
+            raise ConfigError("background.weights.envmap > 0 needs HDR maps in 'background.hdr_folder'")
+        b = cfg.background
+        out["background"]["envmap"] = sample_hdr_params(rng, hdr_maps, b.hdr_intensity, b.hdr_rotation,
+                                                        b.hdr_white_balance)
+        del out["light"]
+    return out
 
 
 def fit_camera(points: np.ndarray, origin: np.ndarray, target: np.ndarray, width: int, height: int,
@@ -147,9 +171,10 @@ def photo_background(photos: list[Any], bg: dict[str, Any], w: int, h: int) -> n
     return np.asarray(crop, dtype=np.float32) / 255.0
 
 
-def render_view(cfg: PeopleConfig, ch: Character, view: dict[str, Any], photos: list[Any], seed: int
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One crop: image (H, W, 3) uint8, instance mask (person = 1) and the person annotation."""
+def posed_view(cfg: PeopleConfig, ch: Character, view: dict[str, Any]
+               ) -> tuple[PosedBody, list[Part], np.ndarray, list[Instance], Camera]:
+    """The character dressed in the view's pose, its placement ``xf`` (4x4), its scene instances and the
+    crop camera framed on them."""
     w, h = cfg.resolution
     body, parts = ch.dressed(view["pose"])
     xf = np.eye(4)
@@ -159,30 +184,74 @@ def render_view(cfg: PeopleConfig, ch: Character, view: dict[str, Any], photos: 
     az = np.deg2rad(view["azimuth"])
     origin = np.array([view["distance"] * np.cos(az), view["distance"] * np.sin(az), view["height"]])
     centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
-    cam = fit_camera(pts, origin, centre, w, h, cfg.camera.padding)
+    return body, parts, xf, inst, fit_camera(pts, origin, centre, w, h, cfg.camera.padding)
+
+
+def view_scene(cfg: PeopleConfig, view: dict[str, Any], cam: Camera, person: list[Instance], seed: int
+               ) -> SceneData:
+    """The scene of one view: the person, plus the floor (and walls) under a sun and a constant sky, or,
+    for an ``envmap`` view, the person alone under the map (its only light, white balance as a tint)."""
     bg = view["background"]
-    instances = inst + background_meshes(bg) if bg["kind"] != "photo" else inst
+    common = {"camera": cam, "hide_environment": True, "spp": cfg.render.spp, "max_depth": cfg.render.max_depth,
+              "pixel_filter": cfg.render.filter, "seed": seed}
+    if bg["kind"] == "envmap":
+        from simreal.render.lighting import hdr_lighting
+
+        image, to_world, scale, tint = hdr_lighting(cfg.background.hdr_folder, bg["envmap"], bake=False)
+        return SceneData(instances=person, env_rgb=None, env_image=image, env_scale=scale, env_to_world=to_world,
+                         env_tint=None if tint is None else tuple(float(c) for c in tint), **common)
+    instances = person + background_meshes(bg) if bg["kind"] != "photo" else person
     lights, ambient = lights_of(view["light"])
-    scene = SceneData(camera=cam, instances=instances, lights=lights, env_rgb=ambient, hide_environment=True,
-                      spp=cfg.render.spp, max_depth=cfg.render.max_depth, pixel_filter=cfg.render.filter, seed=seed)
+    return SceneData(instances=instances, lights=lights, env_rgb=ambient, **common)
+
+
+def envmap_image(be: MitsubaBackend, cfg: PeopleConfig, scene: SceneData, rgba: np.ndarray, intensity: float
+                 ) -> tuple[np.ndarray, float]:
+    """The person over the environment map seen through the camera, with the person's shadow on the
+    map's ground (the object scenes' shadow catcher), exposed and tone mapped; and the exposure factor
+    from linear radiance. Incident metering: an 18 % grey card lying on the ground under the map at
+    intensity 1 comes out mid grey, so ``intensity`` brightens or darkens the whole frame."""
+    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio
+
+    ratio = None
+    if cfg.background.hdr_shadows:
+        ratio = shadow_ratio(be, scene, cfg.background.hdr_shadow_spp, rgba[..., 3], scale=2)
+    exposure = float(np.pi * intensity / max(scene_irradiance(scene), 1e-9))
+    image, k = finish(rgba, ratio, environment=environment_background(scene), key=None, curve="filmic",
+                      ev=float(np.log2(exposure)))
+    return image, k
+
+
+def render_view(cfg: PeopleConfig, ch: Character, view: dict[str, Any], photos: list[Any], seed: int
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], float | None]:
+    """One crop: image (H, W, 3) uint8, instance mask (person = 1), the person annotation, and for an
+    ``envmap`` view the exposure factor from linear radiance (else None)."""
+    w, h = cfg.resolution
+    body, parts, xf, inst, cam = posed_view(cfg, ch, view)
+    bg = view["background"]
+    scene = view_scene(cfg, view, cam, inst, seed)
     be = backend(cfg.render.variant)
     rgba, labels = be.render_with_labels(scene)
     assert labels is not None
-    backdrop = (photo_background(photos, bg, w, h) if bg["kind"] == "photo"
-                else np.broadcast_to(np.asarray(bg["color"], np.float32), (h, w, 3)))
-    image = composite(rgba, backdrop)
     person = np.array([0] + [i.label for i in scene.instances])[labels]
     mask = (person == 1).astype(np.uint16)
     ann = person_annotation(be, scene, body, xf, [k for k, i in enumerate(scene.instances) if i.label == 1],
                             mask.astype(bool), hair=[p for p in parts if p.kind in ("hair", "hat")])
-    return image, mask, ann
+    exposure = None
+    if bg["kind"] == "envmap":
+        image, exposure = envmap_image(be, cfg, scene, rgba, bg["envmap"]["intensity"])
+    else:
+        backdrop = (photo_background(photos, bg, w, h) if bg["kind"] == "photo"
+                    else np.broadcast_to(np.asarray(bg["color"], np.float32), (h, w, 3)))
+        image = composite(rgba, backdrop)
+    return image, mask, ann, exposure
 
 
 def render_character(task: tuple[str, int, int]) -> dict[str, Any]:
     """Build character ``index`` once and render its views (files, records and timings)."""
     cfg_json, root_seed, index = task
     t0 = time.perf_counter()
-    cfg, tex_files, photos = parse_config(cfg_json)
+    cfg, tex_files, photos, hdr_maps = parse_config(cfg_json)
     record = sample_character(sample_rng(root_seed, index), cfg.character, index)
     ch = Character.build(record, tex_files, cfg.character.clothing.texture_size)
     build_s = time.perf_counter() - t0
@@ -193,9 +262,11 @@ def render_character(task: tuple[str, int, int]) -> dict[str, Any]:
     records = []
     for v in range(cfg.views):
         rng = sample_rng(root_seed, index, stream=1 + v)
-        view = sample_view(rng, cfg, v)
+        view = sample_view(rng, cfg, v, hdr_maps)
         seed = sample_seed(root_seed, index, stream=1 + v)
-        image, mask, ann = render_view(cfg, ch, view, photos, seed)
+        image, mask, ann, exposure = render_view(cfg, ch, view, photos, seed)
+        if exposure is not None:  # what took the map's radiance to the image (before the tone curve)
+            view["background"]["envmap"]["exposure"] = exposure
         name = f"{index:06d}_{v:03d}"
         files[f"{IMAGES_DIR}/{name}.{ext}"] = encode_image(image, ext)
         files[f"masks/{name}.png"] = encode_mask(mask)
@@ -227,7 +298,7 @@ def people_dry_run(cfg: PeopleConfig) -> None:
 
     require_cache(build=True)
     try:
-        _, tex, photos = parse_config(cfg.model_dump_json())
+        _, tex, photos, hdr_maps = parse_config(cfg.model_dump_json())
     except AssetError as exc:
         raise AssetError(f"people config: {exc}") from None
     if cfg.character.clothing.texture_folder and not tex:
@@ -236,4 +307,4 @@ def people_dry_run(cfg: PeopleConfig) -> None:
         raise ConfigError("background.weights.photo > 0 needs 'background.photo_folder' with images")
     rec = sample_character(sample_rng(cfg.seed, 0), cfg.character, 0)
     Character.build(rec, tex, cfg.character.clothing.texture_size).dressed(
-        sample_view(sample_rng(cfg.seed, 0, 1), cfg, 0)["pose"])
+        sample_view(sample_rng(cfg.seed, 0, 1), cfg, 0, hdr_maps)["pose"])

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from simreal.config import StrictModel
 from simreal.render.people.character import CharacterSpec
-from simreal.render.spec import NonNegRange, PositiveRange, RenderSpec, _range
+from simreal.render.spec import Kelvin, NonNegRange, PositiveRange, RenderSpec, _range
 
 Pose = Literal["standing", "walking", "sitting"]
 
@@ -27,12 +27,26 @@ class PeopleCameraSpec(StrictModel):
 
 class PeopleBackgroundSpec(StrictModel):
     """What is behind the person, chosen per view by weight: a plain colour, a procedural room with
-    textured walls and floor, or a photo."""
+    textured walls and floor, a photo, or a real HDR environment map that also lights the person."""
 
-    weights: dict[Literal["plain", "room", "photo"], float] = Field(
-        {"plain": 1.0}, description="Background kinds and their weights.")
+    weights: dict[Literal["plain", "room", "photo", "envmap"], float] = Field(
+        {"plain": 1.0}, description="Background kinds and their weights (envmap: an HDR environment map seen "
+                                    "behind the person and lighting it, with the person's shadow on its ground).")
     photo_folder: str | None = Field(None, description="Folder of background photos ('builtin:photos' for the "
                                      "photos shipped inside installed packages).")
+    hdr_folder: str = Field("builtin:hdri", description="envmap: folder of equirectangular .exr/.hdr maps, or "
+                            "builtin:hdri (Debian blender-data's eight CC0 maps).")
+    hdr_rotation: Annotated[tuple[float, float], _range(-360, 720, what="degrees in [-360, 720]")] = Field(
+        (0.0, 360.0), description="envmap: rotation of the map about the vertical axis (degrees).")
+    hdr_intensity: PositiveRange = Field(
+        (0.7, 1.4), description="envmap: brightness relative to a metered exposure (1: the frame's log-average "
+                                "luminance at mid grey 0.18).")
+    hdr_white_balance: Kelvin = Field((5500.0, 7500.0), description="envmap: the map is tinted towards a black "
+                                      "body of this temperature relative to 6500 K (luminance kept).")
+    hdr_shadows: bool = Field(True, description="envmap: the person's shadow and contact occlusion from the map's "
+                              "light on an invisible ground plane (a shadow catcher) darken the map's ground.")
+    hdr_shadow_spp: int = Field(16, ge=1, le=4096, description="envmap: samples per pixel of the two "
+                                "shadow-catcher passes (half resolution).")
 
     @field_validator("weights")
     @classmethod
