@@ -4,6 +4,9 @@
 - II:  + procedural rooms behind the person, realistic palette, garment textures
 - III: + hair styles and accessories
 - IV:  + photo backgrounds (one half of the built-in photos), everything on
+- V:   IV + environment maps: a third of the views in front of a real HDR map that also lights the
+  person (``background.weights.envmap``; ``builtin:hdri``, Debian blender-data's eight CC0 maps), as
+  SyRI (Bak et al., ECCV 2018) lit and backed its people with HDR maps
 - IV refined: IV translated towards the test site by a CycleGAN trained on unlabelled test-site crops
   (other identities than the test set), through ``simreal.refine`` / ``simreal.refine.apply``
 
@@ -15,6 +18,7 @@ figures are noisy; the script prints how long everything took.
 
 Usage: python benchmarks/reid_variation.py [--ids 24] [--views 8] [--test-ids 16] [--steps 300]
                                            [--workers 2] [--out /tmp/reid_variation]
+                                           [--sets I,II,III,IV,V,IV-refined]
 (Set OMP_NUM_THREADS=1 on a busy machine: oversubscribed OpenMP threads make CPU training crawl.)
 """
 
@@ -36,6 +40,7 @@ BASE: dict[str, Any] = {
     "camera": {"cameras": 6, "height": [1.6, 3.2], "distance": [3.0, 7.0]},
     "poses": {"standing": 1.0, "walking": 2.0},
 }
+SETS = ("I", "II", "III", "IV", "V", "IV-refined")
 NO_HAIR = {"styles": {"bald": 1.0}}
 NO_ACC = {"probabilities": {"backpack": 0.0, "bag": 0.0, "hat": 0.0, "glasses": 0.0}}
 
@@ -53,8 +58,12 @@ def set_config(name: str, photos_a: str) -> dict[str, Any]:
     elif name == "III":
         cfg["background"] = {"weights": {"plain": 1.0, "room": 2.0}}
         cfg["character"] = {"clothing": {"palette": "realistic", "texture_probability": 0.5}}
-    else:  # IV: everything, photos too
+    elif name == "IV":  # everything, photos too
         cfg["background"] = {"weights": {"plain": 1.0, "room": 1.0, "photo": 2.0}, "photo_folder": photos_a}
+        cfg["character"] = {"clothing": {"palette": "realistic", "texture_probability": 0.5}}
+    else:  # V: IV + environment maps (a third of the views), the maps lighting the person
+        cfg["background"] = {"weights": {"plain": 1.0, "room": 1.0, "photo": 2.0, "envmap": 2.0},
+                             "photo_folder": photos_a, "hdr_folder": "builtin:hdri"}
         cfg["character"] = {"clothing": {"palette": "realistic", "texture_probability": 0.5}}
     return cfg
 
@@ -120,7 +129,12 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32, help="smallcnn width")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default="/tmp/reid_variation")
+    ap.add_argument("--sets", default=",".join(SETS), help="training sets to build and compare (IV-refined "
+                    "needs IV)")
     args = ap.parse_args()
+    chosen = [s.strip() for s in args.sets.split(",") if s.strip()]
+    if not chosen or set(chosen) - set(SETS) or ("IV-refined" in chosen and "IV" not in chosen):
+        ap.error(f"--sets: expected a comma-separated subset of {','.join(SETS)} (IV-refined needs IV)")
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
@@ -128,7 +142,9 @@ def main() -> None:
     photos_a, photos_b = split_photos(root)
     t0 = time.perf_counter()
     sets = {}
-    for k, name in enumerate(("I", "II", "III", "IV")):
+    for k, name in enumerate(SETS[:5]):
+        if name not in chosen:
+            continue
         cfg = dict(set_config(name, photos_a), name=f"reid-{name}", seed=100 + k, count=args.ids, views=args.views)
         simreal.render(cfg, root / f"set_{name}", workers=args.workers, progress=False)
         sets[name] = root / f"set_{name}"
@@ -137,20 +153,22 @@ def main() -> None:
     simreal.render(dict(site, name="site-test", seed=900, count=args.test_ids, views=args.views), test,
                    workers=args.workers, progress=False)
     target = root / "target_unlabelled"
-    simreal.render(dict(site, name="site-unlabelled", seed=901, count=args.target_ids, views=args.views), target,
-                   workers=args.workers, progress=False)
+    if "IV-refined" in chosen:
+        simreal.render(dict(site, name="site-unlabelled", seed=901, count=args.target_ids, views=args.views), target,
+                       workers=args.workers, progress=False)
     market = root / "test_market"
     if not market.exists():
         from simreal.datasets.contract import open_dataset
         from simreal.datasets.reid_layouts import export_market1501
 
         export_market1501(open_dataset(test), market, test_fraction=1.0)
-    times["render (6 sets)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    simreal.refine(sets["IV"], target, root / "refiner", refiner_config(args.refine_epochs), progress=False)
-    simreal.refine.apply(root / "refiner", sets["IV"], root / "set_IV_refined", progress=False)
-    sets["IV refined"] = root / "set_IV_refined"
-    times["refine (train + apply)"] = time.perf_counter() - t0
+    times[f"render ({len(sets) + 1 + ('IV-refined' in chosen)} sets)"] = time.perf_counter() - t0
+    if "IV-refined" in chosen:
+        t0 = time.perf_counter()
+        simreal.refine(sets["IV"], target, root / "refiner", refiner_config(args.refine_epochs), progress=False)
+        simreal.refine.apply(root / "refiner", sets["IV"], root / "set_IV_refined", progress=False)
+        sets["IV refined"] = root / "set_IV_refined"
+        times["refine (train + apply)"] = time.perf_counter() - t0
     rows = []
     t0 = time.perf_counter()
     for name, data in sets.items():
@@ -158,7 +176,7 @@ def main() -> None:
         simreal.train(train_config(data, args.steps, args.arch, args.width), run, progress=False)
         m = simreal.evaluate(run, market, root / f"eval_{name.replace(' ', '_')}").metrics
         rows.append((name, m))
-    times["train + eval (5 runs)"] = time.perf_counter() - t0
+    times[f"train + eval ({len(rows)} runs)"] = time.perf_counter() - t0
     n_img = args.ids * args.views
     print(f"\nRe-id on a held-out site ({args.test_ids} identities, {rows[0][1]['num_query']} queries, "
           f"{rows[0][1]['num_gallery']} gallery); training sets of {args.ids} identities x {args.views} views "

@@ -5,16 +5,18 @@ included, with 1 and 2 workers, and the fraction of per-image time spent outside
 
 People (``--people``, on by default): re-id crops at 128×256 (one task per character: built once, its
 10 views rendered; the table gives the character build time as a share of rendering its views, target
-≤ 25 %) and ceiling-fisheye scenes at 512² (1-9 people each) with the example config's pools (cold
-caches: rooms and posed people are built as they are first met) and with small pools (2 rooms, 8
-identities: warm caches after the first images), 1 and 2 workers.
+≤ 25 %), the same crops in front of HDR environment maps (``envmap`` backgrounds: image-based light and
+two shadow-catcher passes per view; needs ``builtin:hdri``), and ceiling-fisheye scenes at 512² (1-9
+people each) with the example config's pools (cold caches: rooms and posed people are built as they
+are first met) and with small pools (2 rooms, 8 identities: warm caches after the first images), 1 and
+2 workers.
 
 Mitsuba variants: ``--variants scalar_rgb,llvm_ad_rgb,cuda_ad_rgb`` (``cuda_ad_rgb`` needs a CUDA GPU; a variant
 this machine lacks is reported as not available); the speed-up column is against 1 worker of the same variant.
 
 Usage: python benchmarks/render_throughput.py [--low-count 80] [--high-count 8] [--tiers low,high]
                                               [--variants scalar_rgb] [--people-chars 3] [--scene-count 10]
-                                              [--no-people]
+                                              [--no-people] [--people-rows reid,reid-envmap,fisheye,fisheye-small]
 Prints markdown tables. Timings are wall-clock on this machine; compare ratios within one run.
 """
 
@@ -74,9 +76,13 @@ def run_people(cfg: dict[str, Any], workers: int, root: Path, tag: str) -> dict[
             "mitsuba": s.render_seconds / max(s.render_seconds + s.other_seconds, 1e-9)}
 
 
-def people_tables(chars: int, scenes: int, root: Path) -> None:
+PEOPLE_ROWS = ("reid", "reid-envmap", "fisheye", "fisheye-small")
+
+
+def people_tables(chars: int, scenes: int, root: Path, rows: tuple[str, ...] = PEOPLE_ROWS) -> None:
     crop = {"type": "people", "seed": 1, "count": chars, "views": 10, "resolution": [128, 256],
             "background": {"weights": {"plain": 1, "room": 1}}}
+    envmap = dict(crop, background={"weights": {"envmap": 1}, "hdr_folder": "builtin:hdri"})
     example = Path(__file__).resolve().parents[1] / "configs" / "render" / "people_fisheye.yaml"
     import yaml
 
@@ -87,12 +93,16 @@ def people_tables(chars: int, scenes: int, root: Path) -> None:
     print("\n| people | images | workers | images/s (wall) | images/s (steady) | steady speed-up | "
           "in Mitsuba render() | character build / its views, median (max: a worker's first, loading anny) | wall s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, cfg, n in (("re-id crops 128×256", crop, chars * 10),
-                          ("fisheye scenes 512², example pools (cold caches)", scene, scenes),
-                          ("fisheye scenes 512², 2 rooms, 8 identities (warm caches)", small, scenes)):
+    for key, label, cfg, n in (("reid", "re-id crops 128×256 (plain and room backgrounds)", crop, chars * 10),
+                               ("reid-envmap", "re-id crops 128×256 (envmap backgrounds)", envmap, chars * 10),
+                               ("fisheye", "fisheye scenes 512², example pools (cold caches)", scene, scenes),
+                               ("fisheye-small", "fisheye scenes 512², 2 rooms, 8 identities (warm caches)", small,
+                                scenes)):
+        if key not in rows:
+            continue
         base = None
         for workers in (1, 2):
-            r = run_people(cfg, workers, root, label.split()[0] + str(n))
+            r = run_people(cfg, workers, root, key + str(n))
             base = base or r["steady"]
             share = "-" if r["build_share"] != r["build_share"] else \
                 f"{100 * r['build_share']:.1f}% (max {100 * r['build_share_max']:.1f}%)"
@@ -111,7 +121,11 @@ def main() -> None:
     ap.add_argument("--people-chars", type=int, default=3, help="re-id characters (10 views each)")
     ap.add_argument("--scene-count", type=int, default=10, help="fisheye scene images per row")
     ap.add_argument("--no-people", action="store_true")
+    ap.add_argument("--people-rows", default=",".join(PEOPLE_ROWS), help="people rows to measure")
     args = ap.parse_args()
+    people_rows = tuple(r.strip() for r in args.people_rows.split(",") if r.strip())
+    if set(people_rows) - set(PEOPLE_ROWS):
+        ap.error(f"--people-rows: expected a comma-separated subset of {','.join(PEOPLE_ROWS)}")
     print("| tier | variant | res | workers | images | images/s (wall, incl. start-up) | images/s (steady) | "
           "steady speed-up vs 1 worker | outside render() | outside Mitsuba | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -133,7 +147,7 @@ def main() -> None:
                           f"{100 * r['outside_render']:.0f}% | {100 * r['outside_mitsuba']:.0f}% | "
                           f"{r['seconds']:.1f} |", flush=True)
         if not args.no_people:
-            people_tables(args.people_chars, args.scene_count, Path(tmp))
+            people_tables(args.people_chars, args.scene_count, Path(tmp), people_rows)
         print(f"load average at the end: {os.getloadavg()}")
 
 

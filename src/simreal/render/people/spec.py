@@ -39,8 +39,8 @@ class PeopleBackgroundSpec(StrictModel):
     hdr_rotation: Annotated[tuple[float, float], _range(-360, 720, what="degrees in [-360, 720]")] = Field(
         (0.0, 360.0), description="envmap: rotation of the map about the vertical axis (degrees).")
     hdr_intensity: PositiveRange = Field(
-        (0.7, 1.4), description="envmap: brightness relative to a metered exposure (1: the frame's log-average "
-                                "luminance at mid grey 0.18).")
+        (0.7, 1.4), description="envmap: brightness relative to the metered exposure (incident metering: at 1, an "
+                                "18 % grey card lying on the ground under the map comes out mid grey).")
     hdr_white_balance: Kelvin = Field((5500.0, 7500.0), description="envmap: the map is tinted towards a black "
                                       "body of this temperature relative to 6500 K (luminance kept).")
     hdr_shadows: bool = Field(True, description="envmap: the person's shadow and contact occlusion from the map's "
