@@ -32,7 +32,6 @@ from simreal.render.scene import Instance, Light, Material, SceneData
 from simreal.render.textures import make_texture, sample_texture_params
 from simreal.runtime.seeding import sample_rng, sample_seed
 
-ENVMAP_KEY = 0.18  # envmap views: the metered frame's log-average luminance (mid grey), times the intensity
 _backend: dict[str, MitsubaBackend] = {}
 
 
@@ -216,6 +215,8 @@ def envmap_image(be: MitsubaBackend, cfg: PeopleConfig, scene: SceneData, rgba: 
     ratio = None
     if cfg.background.hdr_shadows:
         ratio = shadow_ratio(be, scene, cfg.background.hdr_shadow_spp, rgba[..., 3], scale=2)
+    # a grey card of albedo a under upward irradiance E reflects a E / pi; E scales with the intensity, so
+    # pi x intensity / E takes the card to a at intensity 1 and scales the frame with the intensity
     exposure = float(np.pi * intensity / max(scene_irradiance(scene), 1e-9))
     image, k = finish(rgba, ratio, environment=environment_background(scene), key=None, curve="filmic",
                       ev=float(np.log2(exposure)))
