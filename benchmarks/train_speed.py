@@ -7,7 +7,7 @@ the CPU the mixed precisions only run where the CPU has the instructions; they a
 median step time of ``--steps`` steps after ``--warmup`` is reported. Prints figures only.
 
 Usage: python benchmarks/train_speed.py [--models resnet18,resnet50] [--size 64] [--batch 32] [--steps 10]
-       [--devices cpu,cuda] [--precisions 32,bf16-mixed,16-mixed]
+       [--devices cpu,cuda] [--precisions 32,bf16-mixed,16-mixed] [--threads N]
 """
 
 from __future__ import annotations
@@ -57,7 +57,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--devices", default=",".join(available_devices()))
     ap.add_argument("--precisions", default=",".join(PRECISIONS))
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default, one per core; "
+                    "1 keeps the figures meaningful on a machine other jobs share: a 2-thread step waits for "
+                    "its slower thread)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, cpus {os.cpu_count()}, "
           f"load {os.getloadavg()[0]:.2f}; {args.size}x{args.size}, batch {args.batch}, median of {args.steps} steps",
           flush=True)

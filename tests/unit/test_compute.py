@@ -80,3 +80,14 @@ def test_bad_settings_are_one_line_errors() -> None:
         load_config(ComputeSettings, {"device": "gpu"})
     cfg = load_config(ComputeSettings, {"precision": 32, "device": "CPU"})
     assert cfg.precision == "32" and cfg.device == "cpu"  # YAML's integer 32 and any case are accepted
+
+
+def test_float16_on_the_cpu_warns_once_and_bf16_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+    from simreal.runtime.compute import Compute
+
+    Compute.create("cpu", "16-mixed")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "16-mixed" in err and "bf16-mixed" in err
+    Compute.create("cpu", "bf16-mixed")
+    Compute.create("cpu", "32")
+    assert capsys.readouterr().err == ""

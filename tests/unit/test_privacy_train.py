@@ -5,6 +5,7 @@ releases training images of the chosen identity only."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,27 @@ def test_intertwined_substitution_releases_only_training_images_of_the_chosen_id
     info = json.loads((out.out / "dataset.json").read_text())
     assert info["domain"] == "anonymized" and info["provenance"]["substituted"] is True
     assert info["provenance"]["intertwined_identity"] == "DejaVu Serif"
+    counts = Counter(chosen)
+    assert info["provenance"]["substitution"] == {
+        "pool_images": len(pool_ids), "used": len(counts),
+        "largest_share": round(max(counts.values()) / len(chosen), 4),
+        "collapsed": max(counts.values()) / len(chosen) > 0.5}
     # without substitution the same run releases the autoencoder's own outputs
     raw = simreal.anonymize.apply(tmp_path / "run", tiny, tmp_path / "raw", substitute_identity=False,
                                   keep_private=True, device="cpu", progress=False)
     raw_ds = Dataset.open(raw.out)
     assert all("substituted_by" not in r and "font" in r for r in raw_ds.images)
+
+
+def test_a_collapsed_substitution_is_flagged() -> None:
+    """Outputs that all land on one pool image (the autoencoder converged to one face) are a degenerate
+    release: flagged, and distinct outputs are not."""
+    from simreal.privacy.substitute import Pool, substitute, substitution_summary
+
+    pool = Pool(np.stack([np.full((1, 4, 4), v, np.float32) for v in (0.1, 0.5, 0.9)]), [11, 12, 13], "x")
+    same = np.full((10, 1, 4, 4), 0.52, np.float32)
+    assert substitution_summary(substitute(same, pool)[1], pool) == {
+        "pool_images": 3, "used": 1, "largest_share": 1.0, "collapsed": True}
+    spread = np.stack([np.full((1, 4, 4), v, np.float32) for v in (0.0, 0.2, 0.45, 0.6, 0.95, 1.0)])
+    assert substitution_summary(substitute(spread, pool)[1], pool) == {
+        "pool_images": 3, "used": 3, "largest_share": round(2 / 6, 4), "collapsed": False}

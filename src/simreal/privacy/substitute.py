@@ -58,3 +58,16 @@ def substitute(outputs: np.ndarray, pool: Pool) -> tuple[np.ndarray, list[int]]:
     """(the pool image nearest to each output, the record id of that pool image)."""
     idx = nearest(outputs, pool.images)
     return pool.images[idx], [pool.ids[i] for i in idx]
+
+
+COLLAPSE_SHARE = 0.5  # one pool image standing in for more than this share of the release
+
+
+def substitution_summary(sub_ids: list[int], pool: Pool) -> dict[str, float | int | bool]:
+    """How the release used the pool: pool size, distinct images used, the largest share one image took, and
+    ``collapsed`` when one image stands in for more than half of the release (the autoencoder's outputs
+    converged to one face: identity is hidden, and so is everything else)."""
+    counts = np.unique(np.asarray(sub_ids), return_counts=True)[1] if sub_ids else np.zeros(0, np.int64)
+    largest = float(counts.max() / counts.sum()) if counts.size else 0.0
+    return {"pool_images": len(pool.ids), "used": int(counts.size), "largest_share": round(largest, 4),
+            "collapsed": bool(largest > COLLAPSE_SHARE)}

@@ -10,6 +10,7 @@ lambda, parent dataset) in ``dataset.json``. The folder appears complete or not 
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from simreal.privacy.config import AnonymizeConfig
 from simreal.privacy.data import drop_field, image_channels, load_images
 from simreal.privacy.fit import RUN_KIND
 from simreal.privacy.nets import ConvAutoencoder
-from simreal.privacy.substitute import load_pool, substitute
+from simreal.privacy.substitute import load_pool, substitute, substitution_summary
 from simreal.refine.write import ApplyResult  # the dataset-writing result shared by the stages
 from simreal.runtime.device import resolve_device
 from simreal.runtime.io import atomic_dir
@@ -103,12 +104,19 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
         task = prog.add_task("anonymize", total=len(images))
         outputs = anonymize_arrays(anon.ae, images, batch_size, prog, task)
     sub_ids: list[int] | None = None
+    summary = None
     if pool is not None:
         outputs, sub_ids = substitute(outputs, pool)
+        summary = substitution_summary(sub_ids, pool)
+        if summary["collapsed"]:
+            print(f"simreal: warning: {out}: one training image of {pool.identity!r} stands in for "
+                  f"{100 * summary['largest_share']:.0f} % of the release ({summary['used']} of "
+                  f"{summary['pool_images']} pool images used): the autoencoder's outputs converged to one face, "
+                  "so the release hides everything, not only the identity (see docs/anonymize.md)", file=sys.stderr)
     provenance = {
         "command": command, "anonymize_run": str(run), "checkpoint": "final", "lambda": meta.get("lambda"),
         "private_label": field, "private_field_kept": bool(keep_private),
-        "intertwined_identity": meta.get("identity"), "substituted": pool is not None,
+        "intertwined_identity": meta.get("identity"), "substituted": pool is not None, "substitution": summary,
         "parents": [{"path": str(data), "name": ds.name, "domain": ds.domain}],
     }
     records = []

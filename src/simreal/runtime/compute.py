@@ -85,6 +85,11 @@ class Compute:
             dev = torch.device("cuda", info.local_rank)
             torch.cuda.set_device(dev)
         configure_backends(dev, deterministic)
+        if prec == "16-mixed" and dev.type == "cpu" and info.is_main:
+            import sys
+
+            print(f"simreal: warning: {where}: precision 16-mixed on the CPU runs float16 kernels emulated, about "
+                  "70x slower than 32 (measured, docs/devices.md); use 32 or bf16-mixed", file=sys.stderr)
         info = distributed.initialise(dev)
         scaler = torch.amp.GradScaler(dev.type) if prec == "16-mixed" else None
         return cls(dev, prec, info, scaler)

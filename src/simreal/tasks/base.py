@@ -111,6 +111,25 @@ def original_hw(dataset: Any, rec: dict[str, Any]) -> tuple[int, int]:
         return int(im.height), int(im.width)
 
 
+def box_annotations(dataset: Any, rec: dict[str, Any], by_name: dict[str, int],
+                    class_names: list[str]) -> list[tuple[dict[str, Any], int]]:
+    """(annotation, class index) of every annotation of ``rec`` with a box, classes matched by category
+    name; an annotation of another category is bad input naming the dataset, the image and the category."""
+    from simreal.errors import DatasetError
+
+    names = {c["id"]: c["name"] for c in dataset.categories}
+    out = []
+    for a in dataset.anns(rec):
+        if not a.get("bbox"):
+            continue
+        name = names.get(a.get("category_id"))
+        if name not in by_name:
+            raise DatasetError(f"{dataset.root}: annotation of image {rec['id']} has category "
+                               f"{a.get('category_id')!r} not among the classes {class_names}")
+        out.append((a, by_name[name]))
+    return out
+
+
 def source_targets(src: Any) -> list[Any]:
     """Targets of every sample of a source without loading images where possible."""
     if hasattr(src, "dataset") and hasattr(src, "indices") and src.target_fn is not None:

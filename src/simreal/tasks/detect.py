@@ -18,7 +18,7 @@ from torch import nn
 from simreal.datasets.coco import extras
 from simreal.errors import ConfigError, DatasetError
 from simreal.nn.squeezedet import ConvDet
-from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
+from simreal.tasks.base import FeatureLevel, Task, TaskModel, box_annotations, original_hw, source_targets
 from simreal.tasks.detect_boxes import anchor_grid, postprocess
 from simreal.tasks.detect_config import DetectConfig
 from simreal.tasks.detect_loss import LossWeights, assign, combine, loss_terms
@@ -84,18 +84,11 @@ class DetectTask(Task):
         """Boxes of ``rec`` in input pixels (xyxy) at ``size`` (H, W), plus what evaluation needs."""
         oh, ow = original_hw(dataset, rec)
         sy, sx = size[0] / oh, size[1] / ow
-        names = {c["id"]: c["name"] for c in dataset.categories}
         boxes, labels, ignore, orig = [], [], [], []
-        for a in dataset.anns(rec):
-            if not a.get("bbox"):
-                continue
-            name = names.get(a.get("category_id"))
-            if name not in self._by_name:
-                raise DatasetError(f"{dataset.root}: annotation of image {rec['id']} has category "
-                                   f"{a.get('category_id')!r} not among the classes {self.class_names}")
+        for a, cls in box_annotations(dataset, rec, self._by_name, self.class_names):
             x, y, w, h = (float(v) for v in a["bbox"])
             boxes.append([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
-            labels.append(self._by_name[name])
+            labels.append(cls)
             ignore.append(bool(extras(a).get("ignore") or a.get("iscrowd")))
             orig.append([x, y, w, h])
         return {"boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),

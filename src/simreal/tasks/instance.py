@@ -26,7 +26,7 @@ from torch import nn
 from simreal.datasets.coco import extras
 from simreal.errors import DatasetError
 from simreal.nn.maskrcnn import Features, MaskRCNN
-from simreal.tasks.base import FeatureLevel, Task, TaskModel, original_hw, source_targets
+from simreal.tasks.base import FeatureLevel, Task, TaskModel, box_annotations, original_hw, source_targets
 from simreal.tasks.instance_config import InstanceConfig
 
 
@@ -113,16 +113,9 @@ class InstanceTask(Task):
 
         oh, ow = original_hw(dataset, rec)
         sy, sx = size[0] / oh, size[1] / ow
-        names = {c["id"]: c["name"] for c in dataset.categories}
         inst = dataset.load_mask(rec)
         boxes, labels, masks, crowd, orig_boxes, rles, areas = [], [], [], [], [], [], []
-        for a in dataset.anns(rec):
-            if not a.get("bbox"):
-                continue
-            name = names.get(a.get("category_id"))
-            if name not in self._by_name:
-                raise DatasetError(f"{dataset.root}: annotation of image {rec['id']} has category "
-                                   f"{a.get('category_id')!r} not among the classes {self.class_names}")
+        for a, cls in box_annotations(dataset, rec, self._by_name, self.class_names):
             m = _instance_mask(dataset, inst, a, (oh, ow))
             x, y, w, h = (float(v) for v in a["bbox"])
             is_crowd = bool(extras(a).get("ignore") or a.get("iscrowd"))
@@ -130,7 +123,7 @@ class InstanceTask(Task):
             rles.append(mask_to_rle(m))
             areas.append(float(m.sum()))
             crowd.append(is_crowd)
-            labels.append(self._by_name[name])
+            labels.append(cls)
             if not is_crowd and w > 0 and h > 0:
                 boxes.append([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
                 small = Image.fromarray(m.astype(np.uint8)).resize((size[1], size[0]), Image.Resampling.NEAREST)
