@@ -35,7 +35,7 @@ import numpy as np
 
 from simreal.adapt.api import evaluate, train
 from simreal.config import load_config
-from simreal.datasets.contract import Dataset, DatasetWriter
+from simreal.datasets.contract import IMAGES_DIR, Dataset, DatasetWriter
 from simreal.faces.render import FaceRenderConfig, render_faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def subset(src: Dataset, out: Path, keep: list[dict[str, Any]], labelled: bool) 
                            {"parent": str(src.root), **src.info.get("provenance", {})})
     images = []
     for r in keep:
-        dst = out / r["file_name"]
+        dst = out / IMAGES_DIR / r["file_name"]  # file names are relative to images/ (the dataset contract)
         try:
             os.link(src.image_path(r), dst)
         except OSError:
