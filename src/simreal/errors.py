@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class SimrealError(Exception):
     """Base class: bad input named precisely (file, key or element) with what was expected."""
@@ -27,3 +29,8 @@ class WeightsError(SimrealError):
 
 class RunError(SimrealError):
     """A run folder is missing, from another model, or inconsistent."""
+
+
+def warn(message: str) -> None:
+    """One line on stderr for something the user should know that is not an error (the run goes on)."""
+    print(f"simreal: warning: {message}", file=sys.stderr)

@@ -9,7 +9,6 @@ system font folders (Debian packages ``fonts-dejavu``, ``fonts-liberation``, ``f
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from simreal.bench.digits_data import Randomization, render_glyph
 from simreal.datasets import DatasetWriter, encode_image
-from simreal.errors import DatasetError
+from simreal.errors import DatasetError, warn
 from simreal.runtime.io import atomic_dir
 from simreal.runtime.seeding import sample_rng
 
@@ -111,7 +110,7 @@ def write_font_digits(out: str | Path, per_cell: int = 40, families: int = 12, s
     if len(fams) < 2:
         raise DatasetError(f"only {len(fams)} font family found (need 2 or more); install: {FONT_PACKAGES}")
     if len(fams) < families and progress:
-        print(f"simreal: warning: {describe_families(fams, families)}", file=sys.stderr)
+        warn(describe_families(fams, families))
     images, digits, fam_idx = render_font_digits(fams, per_cell, size, seed)
     test = np.zeros(len(digits), dtype=bool)
     for f in range(len(fams)):  # stratified: the same share of every (family, digit) cell is test

@@ -10,7 +10,6 @@ lambda, parent dataset) in ``dataset.json``. The folder appears complete or not 
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from simreal.datasets import Dataset, DatasetWriter, encode_image
-from simreal.errors import DatasetError, RunError
+from simreal.errors import DatasetError, RunError, warn
 from simreal.privacy.config import AnonymizeConfig
 from simreal.privacy.data import drop_field, image_channels, load_images
 from simreal.privacy.fit import RUN_KIND
@@ -109,10 +108,10 @@ def apply(run: str | Path, data: str | Path, out: str | Path, *, keep_private: b
         outputs, sub_ids = substitute(outputs, pool)
         summary = substitution_summary(sub_ids, pool)
         if summary["collapsed"]:
-            print(f"simreal: warning: {out}: one training image of {pool.identity!r} stands in for "
-                  f"{100 * summary['largest_share']:.0f} % of the release ({summary['used']} of "
-                  f"{summary['pool_images']} pool images used): the autoencoder's outputs converged to one face, "
-                  "so the release hides everything, not only the identity (see docs/anonymize.md)", file=sys.stderr)
+            warn(f"{out}: one training image of {pool.identity!r} stands in for "
+                 f"{100 * summary['largest_share']:.0f} % of the release ({summary['used']} of "
+                 f"{summary['pool_images']} pool images used): the autoencoder's outputs converged to one face, "
+                 "so the release hides everything, not only the identity (see docs/anonymize.md)")
     provenance = {
         "command": command, "anonymize_run": str(run), "checkpoint": "final", "lambda": meta.get("lambda"),
         "private_label": field, "private_field_kept": bool(keep_private),

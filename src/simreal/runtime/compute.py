@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import torch
 
-from simreal.errors import ConfigError
+from simreal.errors import ConfigError, warn
 from simreal.runtime import distributed
 from simreal.runtime.device import PRECISIONS, resolve_device
 from simreal.runtime.distributed import DistInfo
@@ -86,10 +86,8 @@ class Compute:
             torch.cuda.set_device(dev)
         configure_backends(dev, deterministic)
         if prec == "16-mixed" and dev.type == "cpu" and info.is_main:
-            import sys
-
-            print(f"simreal: warning: {where}: precision 16-mixed on the CPU runs float16 kernels emulated, about "
-                  "70x slower than 32 (measured, docs/devices.md); use 32 or bf16-mixed", file=sys.stderr)
+            warn(f"{where}: precision 16-mixed on the CPU runs float16 kernels emulated, about 70x slower than 32 "
+                 "(measured, docs/devices.md); use 32 or bf16-mixed")
         info = distributed.initialise(dev)
         scaler = torch.amp.GradScaler(dev.type) if prec == "16-mixed" else None
         return cls(dev, prec, info, scaler)
