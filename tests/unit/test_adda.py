@@ -154,3 +154,43 @@ def test_lr_schedule_is_applied_to_the_optimiser_and_logged() -> None:
         assert value == pytest.approx(lr * lr_factor("dann", step - 1, steps), rel=1e-12)
     assert got[-1][1] < 0.2 * lr  # it really decays
     assert tr.opt.param_groups[0]["lr"] == pytest.approx(lr * lr_factor("dann", steps - 1, steps))
+
+
+def test_adda_selection_includes_the_unadapted_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model before the first ADDA update (the source model) is a selection candidate: when every adapted
+    checkpoint scores worse on the label-free criterion, selection returns the unadapted model, not a collapsed
+    one. The criterion here: minus the distance of the model from the end of pre-training, so any update is
+    worse."""
+    import simreal.adapt.trainer as trainer_mod
+    from simreal.runtime.runstore import RunStore, read_tensors
+
+    pre_steps = 6
+    pre: dict[str, torch.Tensor] = {}
+
+    def score(policy: str, task: object, model: torch.nn.Module, *a: object) -> float:
+        state = model.state_dict()
+        if not pre:  # the first evaluation of the run: record the state it is compared with
+            pre.update({k: v.clone() for k, v in state.items()})
+        return -sum(float((state[k].float() - v.float()).abs().sum()) for k, v in pre.items())
+
+    monkeypatch.setattr(trainer_mod, "selection_score", score)
+    torch.manual_seed(0)
+    task = ClassifyTask(2)
+    src = ArraySource("s", 0, torch.rand(20, 1, 8, 8), [i % 2 for i in range(20)])
+    tgt = ArraySource("t", 1, torch.rand(20, 1, 8, 8) + 0.5, None, labelled=False)
+    model = task.build_model("smallcnn", 1, (8, 8), width=4)
+    method = MethodConfig(name="adda", adda_steps=4, adda_lr=1e-2, disc_hidden=[8])
+    store, _ = RunStore.prepare(tmp_path / "run", "test", method)
+    tr = Trainer(task, model, [(src, "source"), (tgt, "target")], method,
+                 OptimConfig(steps=pre_steps, batch_per_domain=4), SelectionConfig(policy="source_val", eval_every=2),
+                 progress=False, val=src, store=store, checkpoint_every=pre_steps, keep_checkpoints=10)
+    res = tr.fit()
+    evals = [r["step"] for r in res.history if r.get("eval")]
+    assert evals == [pre_steps, pre_steps + 2, pre_steps + 4]  # before the first update, then every eval_every
+    assert res.selection["step"] == pre_steps
+    ck = next(c for c in store.checkpoints() if c.step == pre_steps)
+    at_pre = {k[len("model."):]: v for k, v in read_tensors(ck.path).items() if k.startswith("model.")}
+    for k, v in res.model.state_dict().items():  # the returned model is the pre-trained one
+        assert torch.equal(v, at_pre[k]), k
+    assert any(not torch.equal(v, at_pre[k]) for k, v in tr.model.state_dict().items()) is False
+    assert tr.best["step"] == pre_steps

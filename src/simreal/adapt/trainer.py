@@ -263,6 +263,10 @@ class Trainer:
                 for o in self.optimizers().values():
                     for pg in o.param_groups:
                         pg["lr"] = ph.lr * f
+                if ph.kind == "adda" and local == 0 and ctx.is_main:
+                    # the unadapted target encoder (= the source model) is a selection candidate: ADDA then cannot
+                    # select a collapsed encoder when the unadapted one scores better on the label-free criterion
+                    self._evaluate(g)
                 self.model.train()
                 if ph.kind == "adda":
                     bs, bt = ctx.to(item[0]), ctx.to(item[1])
