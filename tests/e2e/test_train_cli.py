@@ -150,3 +150,29 @@ def test_bad_inputs_one_line_exit_2(tmp_path: Path, data: dict[str, Path], capsy
     assert main(["train", "--config", str(bad_method.with_name("dann.yaml")), "--out", str(run)]) == 2
     assert "different config" in capsys.readouterr().err
     assert (run / "checkpoints/final.safetensors").read_bytes() == before
+
+
+def test_adda_from_a_source_only_run_skips_pretraining(tmp_path: Path, data: dict[str, Path],
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """One source model serves several targets: ``model.weights`` = a source_only run's final model and
+    ``method.pretrain: false`` run the adaptation phase only, starting from exactly that model (its first,
+    pre-update evaluation scores the source validation set as the source run's final model did)."""
+    src_run, run = tmp_path / "src", tmp_path / "adda"
+    assert main(["train", "--config", str(_config(tmp_path, "source_only", data["syn"], data["real"])),
+                 "--out", str(src_run), "--quiet", "--device", "cpu"]) == 0
+    weights = src_run / "checkpoints" / "final.safetensors"
+    cfg = _config(tmp_path, "adda", data["syn"], data["real"])
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--quiet", "--device", "cpu",
+                 "--set", f"model.weights={weights}", "--set", "method.pretrain=false"]) == 0
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in recs) == 10  # adda_steps only, no pre-training phase
+    assert {r["phase"] for r in recs} == {"adapt"}
+    first = next(r for r in recs if r.get("eval"))
+    assert first["step"] == 0
+    src_quality = json.loads((src_run / "summary.json").read_text())["source_val_quality"]
+    assert first["select/source_val"] == pytest.approx(src_quality)
+    capsys.readouterr()
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "bad"), "--set", "method.pretrain=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "method.pretrain" in err[0] and "model.weights" in err[0]
+    assert not (tmp_path / "bad").exists()

@@ -162,10 +162,13 @@ def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
         info = model_info(cfg.model.arch, task_model_family(cfg.task))
         prefix = model.network_prefix + (info.torchvision_prefix or "")
         state = load_state_dict_file(cfg.model.weights)
+        own = model.state_dict()
+        if set(state) == set(own):  # a whole task model of this config (a run's checkpoints/final.safetensors)
+            load_into(model, state, cfg.model.weights)
+            return model
         if info.key_map:  # e.g. legacy torchvision names
             state = resolve(info.key_map)(state)
         state = map_torchvision_keys(state, prefix)
-        own = model.state_dict()
         heads = tuple(prefix + h + "." for h in info.head)
         # a torchvision head of another class count, or one the model lacks, is not loaded
         skip = tuple(k for k in state if heads and k.startswith(heads)
@@ -262,7 +265,7 @@ def _train(cfg: TrainConfig, out: Path, ctx: Compute, progress: bool) -> TrainRe
     trainer = Trainer(task, model, sources, cfg.method, cfg.optim, cfg.selection, cfg.seed, val=val, target_val=tval,
                       store=store, checkpoint_every=cfg.checkpoint_every, progress=progress,
                       on_log=lambda r: log.info(json.dumps(r)), keep_checkpoints=cfg.keep_checkpoints, compute=ctx,
-                      workers=cfg.data.workers)
+                      workers=cfg.data.workers, pretrained=not cfg.method.pretrain)
     result = trainer.fit()
     if not ctx.is_main:  # rank 0 writes the model, summary and report
         close_logger(log)

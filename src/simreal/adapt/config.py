@@ -56,7 +56,8 @@ class ModelConfig(StrictModel):
     width: int = Field(32, ge=4, description="base channel width of the small networks (smallcnn, unet_small, "
                                              "squeezedet_tiny)")
     weights: str | None = Field(None, description="local torchvision-format or simreal weights file for the "
-                                                  "backbone (never downloaded)")
+                                                  "backbone, or a whole task model of the same config (a run's "
+                                                  "checkpoints/final.safetensors); never downloaded")
     embedding_dim: int = Field(128, ge=8, description="reid: embedding size (equal to the backbone width: no "
                                                       "reduction layer)")
     base_width: int = Field(64, ge=4, description="ResNet architectures (classifier, U-Net encoder, Mask R-CNN "
@@ -111,6 +112,9 @@ class MethodConfig(StrictModel):
     adda_steps: int = Field(1000, ge=1, description="ADDA: adversarial steps after source pre-training")
     adda_lr: float = Field(2e-4, gt=0.0, description="ADDA: Adam learning rate of the target encoder and the "
                                                       "discriminator (reference: 2e-4, beta1 0.5)")
+    pretrain: bool = Field(True, description="adda, finetune: run the source pre-training phase (optim.steps); "
+                           "false: model.weights already holds a model trained on the sources (e.g. a source_only "
+                           "run's checkpoints/final.safetensors), so one source model serves several targets")
     finetune_steps: int = Field(500, ge=1, description="finetune: steps on the labelled target domain")
     finetune_lr_factor: float = Field(0.1, gt=0.0, description="finetune: learning rate = optim.lr * factor")
     triplet_weight: float = Field(0.0, ge=0.0, description="reid: weight of the batch-hard triplet loss")
@@ -224,6 +228,9 @@ class TrainConfig(ComputeSettings):
         elif self.model.arch not in allowed:
             raise ValueError(f"model.arch: {self.model.arch!r} is not an architecture for task {self.task} "
                              f"(expected one of {', '.join(allowed)})")
+        if not self.method.pretrain and self.method.name in ("adda", "finetune") and not self.model.weights:
+            raise ValueError(f"method.pretrain: false needs model.weights (a model trained on the sources) for "
+                             f"method {self.method.name}")
         if self.selection.policy is None:
             # source_val picks ADDA's least-adapted checkpoint by construction: importance weighting
             # scores the source-validation loss under the target distribution instead
