@@ -151,7 +151,8 @@ def _build(cfg: TrainConfig, task: Task) -> torch.nn.Module:
 
 def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
     """The task model of ``cfg.model.arch``; ``model.weights`` (torchvision or simreal format) are loaded
-    into its registry network, without class-count-dependent heads of another class count."""
+    into its registry network, without class-count-dependent heads of another class count; a file holding
+    the whole task model (same keys and shapes, e.g. a run's final model) is loaded as it is."""
     model = _build(cfg, task)
     if cfg.model.weights:
         from simreal.nn.registry import model_info
@@ -163,7 +164,8 @@ def build_model(cfg: TrainConfig, task: Task) -> torch.nn.Module:
         prefix = model.network_prefix + (info.torchvision_prefix or "")
         state = load_state_dict_file(cfg.model.weights)
         own = model.state_dict()
-        if set(state) == set(own):  # a whole task model of this config (a run's checkpoints/final.safetensors)
+        if set(state) == set(own) and all(state[k].shape == own[k].shape for k in own):
+            # a whole task model of this config (a run's checkpoints/final.safetensors)
             load_into(model, state, cfg.model.weights)
             return model
         if info.key_map:  # e.g. legacy torchvision names
