@@ -2,6 +2,7 @@
 from a source-only run of ``benchmarks/faces_adapt.py`` (same seed), logging at every evaluation the
 label-free selection score (importance-weighted validation), the source-validation accuracy of the target
 encoder and -- for diagnosis only, never used by selection -- the accuracy on the labelled target test set.
+Seeded as ``simreal train`` is, so the config's own ``adda_lr`` reproduces the benchmark's ADDA run.
 ``--lr 0`` is not allowed by the config; a vanishing rate (1e-12) leaves only the BatchNorm statistics of
 the target encoder adapting (AdaBN-like), the ablation of the adversarial weight updates.
 
@@ -48,6 +49,7 @@ def main() -> None:
     from simreal.config import load_config
     from simreal.datasets.contract import Dataset
     from simreal.datasets.torchdata import FolderSource
+    from simreal.runtime.seeding import seed_everything
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=cache_dir() / "runs", help="faces_adapt.py --out folder")
@@ -69,6 +71,7 @@ def main() -> None:
                               "labelled": False}]}
         cfg = load_config(TrainConfig, ROOT / "configs/train/faces_adda.yaml", over)
         task, sources, val, _ = build_data(cfg)
+        seed_everything(cfg.seed)  # as simreal.train does: the adda_lr of the config reproduces its ADDA run
         model = build_model(cfg, task)
         test_ds = Dataset.open(base / "target_test")
         test = FolderSource("target_test", len(sources), test_ds, tuple(cfg.data.image_size), cfg.data.channels,
