@@ -12,7 +12,7 @@ new tier lights with the five HDR maps not held out. Every image gives ``--crops
 crops (64-128 px of a 256 px image, real photos first scaled to 256 px on their short side),
 resized to 64².
 
-Two protocols, each 5-fold cross-validation repeated ``--repeats`` times with fresh shuffles (sklearn's
+Three protocols, each 5-fold cross-validation repeated ``--repeats`` times with fresh shuffles (sklearn's
 StratifiedGroupKFold), a fresh ``simreal.nn.SmallCNN`` per fold; reported: balanced held-out accuracy,
 mean ± std over all folds.
 
@@ -26,6 +26,10 @@ mean ± std over all folds.
   likewise an HDR map's views and the renders it is visible in (renders on procedural backdrops are a
   group each). Test folds hold backgrounds the judge never saw in either class, so content cannot
   mark "render": what is left is the object, its lighting, shadows and contact, and the film.
+- ``object``: as ``controlled``, but every render crop holds the rendered object (a random crop around its
+  box; renders without one give random crops). A random crop of a render is often background only — a
+  real photo labelled "render" — which caps what the judge can tell and hides differences between tiers;
+  here it always sees what the renderer drew.
 
 Also images/s of the two high tiers at 256² (2 workers, wall clock incl. start-up, and steady state)
 from the same run.
@@ -62,6 +66,7 @@ REAL_PHOTOS = ("matplotlib-grace_hopper.jpg", "skimage-astronaut.png", "skimage-
                "sklearn-flower.jpg", "skimage-rocket.jpg", "skimage-coins.png", "skimage-moon.png")
 HELD_OUT_HDRS = ("courtyard.exr", "forest.exr", "sunset.exr")
 TIERS = ("low", "high_v1", "high")
+PROTOCOLS = ("issue", "controlled", "object")
 SIZE = 64
 RES = 256
 
@@ -148,15 +153,38 @@ def render_tier(tier: str, count: int, work: Path, hdr_folder: Path, seed: int) 
     return out, rate
 
 
-def render_crops(folder: Path, n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """``n`` crops per render; two group labels per crop: the render (protocol ``issue``) and its
-    background source (protocol ``controlled``: ``photo:<file>``, ``hdrmap:<file>`` or the render)."""
+def object_crop(img: np.ndarray, box: list[float], rng: np.random.Generator) -> np.ndarray:
+    """One random square crop (side 1/4..1/2 of the image, at least 1.1× the box's longer side) that holds the
+    whole box ``[x, y, w, h]`` (centred on it when it does not fit), resized to SIZE²."""
+    h, w = img.shape[:2]
+    x, y, bw, bh = box
+    lo = min(max(RES // 4, int(np.ceil(1.1 * max(bw, bh)))), min(h, w))
+    side = int(rng.integers(lo, max(lo, RES // 2) + 1))
+    x0_lo, x0_hi = max(0, int(np.ceil(x + bw)) - side), min(w - side, int(x))
+    y0_lo, y0_hi = max(0, int(np.ceil(y + bh)) - side), min(h - side, int(y))
+    x0 = int(rng.integers(x0_lo, x0_hi + 1)) if x0_lo <= x0_hi else int(np.clip(x + bw / 2 - side / 2, 0, w - side))
+    y0 = int(rng.integers(y0_lo, y0_hi + 1)) if y0_lo <= y0_hi else int(np.clip(y + bh / 2 - side / 2, 0, h - side))
+    return np.asarray(Image.fromarray(img).resize((SIZE, SIZE), Image.Resampling.BILINEAR,
+                                                  box=(x0, y0, x0 + side, y0 + side)))
+
+
+def render_crops(folder: Path, n: int, rng: np.random.Generator, object_rng: np.random.Generator
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[str]]:
+    """``n`` random crops per render and ``n`` crops holding its first annotated object (random crops where it
+    has none; drawn from ``object_rng``, so the random crops do not depend on them); two group labels per
+    crop: the render (protocol ``issue``) and its background source (``photo:<file>``, ``hdrmap:<file>`` or
+    the render)."""
     import json
 
-    records = {r["file_name"]: r for r in json.loads((folder / "annotations.json").read_text())["images"]}
-    crops, by_render, by_source = [], [], []
+    data = json.loads((folder / "annotations.json").read_text())
+    records = {r["file_name"]: r for r in data["images"]}
+    boxes: dict[int, list[float]] = {}
+    for a in data["annotations"]:
+        boxes.setdefault(a["image_id"], a["bbox"])
+    crops, on_object, by_render, by_source = [], [], [], []
     for f in sorted((folder / "images").iterdir()):
-        params = records[f.name]["params"]
+        rec = records[f.name]
+        params = rec["params"]
         bg = params.get("background") or {}
         if bg.get("kind") == "photo":
             source = f"photo:{bg['file']}"
@@ -164,11 +192,14 @@ def render_crops(folder: Path, n: int, rng: np.random.Generator) -> tuple[list[n
             source = f"hdrmap:{params['environment']['file']}"
         else:
             source = f"render:{f.name}"
-        for c in random_crops(np.asarray(Image.open(f).convert("RGB")), n, rng):
-            crops.append(c)
-            by_render.append(f"render:{f.name}")
-            by_source.append(source)
-    return crops, by_render, by_source
+        img = np.asarray(Image.open(f).convert("RGB"))
+        crops += random_crops(img, n, rng)
+        box = boxes.get(rec.get("id"))
+        on_object += ([object_crop(img, box, object_rng) for _ in range(n)] if box
+                      else random_crops(img, n, object_rng))
+        by_render += [f"render:{f.name}"] * n
+        by_source += [source] * n
+    return crops, on_object, by_render, by_source
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, groups: list[str], device: torch.device, epochs: int,
@@ -220,6 +251,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3, help="5-fold cross-validations with fresh shuffles")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the judge")
     ap.add_argument("--work", type=Path, default=None, help="keep rendered datasets here (resumable)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -229,6 +261,7 @@ def main() -> None:
     if builtin_hdri_folder() is None:
         raise SystemExit("no HDR maps: apt-get install -y blender-data")
     rng = np.random.default_rng(args.seed)
+    object_rng = np.random.default_rng([args.seed, 1])
     tmp = Path(tempfile.mkdtemp(prefix="simreal-realism-"))
     work = args.work or tmp
     work.mkdir(parents=True, exist_ok=True)
@@ -262,9 +295,14 @@ def main() -> None:
     for tier in TIERS:
         t0 = time.perf_counter()
         folder, rates[tier] = render_tier(tier, args.count, work, hdr_folder, args.seed)
-        fake, by_render, by_source = render_crops(folder, args.crops, rng)
-        for protocol, reals, groups in (("issue", real, real_groups + by_render),
-                                        ("controlled", real + ctrl, real_groups + ctrl_groups + by_source)):
+        fake, on_object, by_render, by_source = render_crops(folder, args.crops, rng, object_rng)
+        for protocol, reals, groups, fakes in (
+                ("issue", real, real_groups + by_render, fake),
+                ("controlled", real + ctrl, real_groups + ctrl_groups + by_source, fake),
+                ("object", real + ctrl, real_groups + ctrl_groups + by_source, on_object)):
+            if protocol not in args.protocols:
+                continue
+            fake = fakes
             x = np.stack(reals + fake).astype(np.uint8)
             y = np.array([0] * len(reals) + [1] * len(fake))
             accs = cross_validate(x, y, groups, device, args.epochs, args.seed, args.repeats)
@@ -272,7 +310,7 @@ def main() -> None:
             print(f"{tier} [{protocol}]: {len(fake)} render crops vs {len(reals)} real, "
                   f"{len(set(groups))} groups; accuracy {100 * np.mean(accs):.1f} ± {100 * np.std(accs):.1f} % "
                   f"({len(accs)} folds); {time.perf_counter() - t0:.0f}s", flush=True)
-    for protocol in ("issue", "controlled"):
+    for protocol in args.protocols:
         print(f"\nprotocol {protocol}\n| tier | held-out accuracy real vs render (50 % = indistinguishable) "
               "| distance from 50 % |\n|---|---|---|")
         for tier in TIERS:
