@@ -31,4 +31,13 @@ def test_bench_rare_object_quick_cli(tmp_path: Path, capsys, monkeypatch) -> Non
     assert (out / "rare_object_table.md").is_file() and (out / "log.txt").is_file()
     assert (out / "data/seed0/real_test/annotations.json").is_file()
     assert len(list((tmp_path / "cache/bench/rare_object").glob("backbone-*.safetensors"))) == 1
+    # an interrupted run (two rows written) resumes: only the missing rows train, the finished ones are kept
+    kept = res["results"][:2]
+    (out / "results.json").write_text(json.dumps({**res, "results": kept, "complete": False}))
+    assert main(["bench", "rare-object", "--quick", "--seeds", "1", "--arch", "classifier", "--workers", "1",
+                 "--device", "cpu", "--out", str(out), "-q"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["complete"] and again["results"][:2] == kept and len(again["results"]) == 4
+    assert sorted(r["row"] for r in again["results"]) == sorted(r["row"] for r in res["results"])
+    assert "resuming: 2 of 4 rows" in (out / "log.txt").read_text()
     assert main(["bench", "rare-object", "--arch", "nosuch", "--out", str(out)]) == 2

@@ -50,7 +50,40 @@ def test_refine_with_semantic_consistency(source_run: dict[str, Path], model: st
     assert meta["task_fid"] == pytest.approx(scores[-1]["task_fid"])  # the checkpoint carries its score
     log = (out / "log.txt").read_text()
     assert "semantic consistency: classify model" in log and "source labels" in log  # folder classes used
-    assert "task-space scores of the unrefined source samples" in log
+    assert "scores of the unrefined source samples: task_fid=" in log
+
+
+def test_inception_fid_per_checkpoint_without_a_task_model(source_run: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``consistency.inception_weights`` scores every checkpoint in Inception's feature space (here a randomly
+    initialised FID Inception saved in pytorch-fid's layout, first block: dims 64); a bad file fails in one line
+    before anything is written."""
+    import torch
+
+    from simreal.nn.inception import FIDInceptionV3
+
+    torch.manual_seed(0)
+    weights = tmp_path / "pt_inception-test.pth"
+    torch.save(FIDInceptionV3().state_dict(), weights)
+    s = source_run
+    base = ["refine", "train", "--source", str(s["syn"]), "--target", str(s["real"]), "--config", str(s["cfg"]),
+            "-q", "--set", "consistency.fid_images=8", "--set", "consistency.inception_dims=64"]
+    out = tmp_path / "refine-inception"
+    assert main([*base, "--out", str(out), "--set", f"consistency.inception_weights={weights}"]) == 0, \
+        capsys.readouterr().err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    scores = [r for r in rows if "inception_fid" in r]
+    assert [r["epoch"] for r in scores] == [1, 2] and all("task_fid" not in r for r in rows)
+    assert all(r["inception_fid"] > 0 and "inception_kid" in r for r in scores)
+    meta = json.loads(sorted((out / "checkpoints").glob("*.json"))[-1].read_text())
+    assert meta["inception_fid"] == pytest.approx(scores[-1]["inception_fid"])
+    assert "scores of the unrefined source samples: inception_fid=" in (out / "log.txt").read_text()
+    capsys.readouterr()
+    bad = tmp_path / "refine-bad-weights"
+    assert main([*base, "--out", str(bad), "--set", f"consistency.inception_weights={tmp_path / 'nope.pth'}"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.pth" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()
 
 
 def test_bad_consistency_config_one_line(source_run: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

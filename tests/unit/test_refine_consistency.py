@@ -210,3 +210,26 @@ def test_segmentation_consistency_is_per_pixel_ce_against_the_originals_argmax()
     expected = -2.0 * picked[keep].mean()
     # labels are ignored for dense tasks (refiner crops carry no masks)
     assert sc.loss(orig, trans, torch.tensor([0, 1])).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_checkpoint_scorer_in_inception_space_is_zero_on_the_real_samples_and_repeats_grey() -> None:
+    """Inception-space scores: an identity refiner scores the baseline, a refiner that returns the real samples
+    scores FID 0, and a one-channel image is scored as its three-channel copy."""
+    from simreal.nn.inception import FIDInceptionV3
+    from simreal.refine.select import CheckpointScorer, inception_features
+
+    torch.manual_seed(0)
+    ext = FIDInceptionV3(dims=64).eval()
+    gen = torch.Generator().manual_seed(1)
+    source = torch.rand(12, 1, 16, 16, generator=gen) * 2 - 1
+    real = (torch.rand(12, 1, 16, 16, generator=gen) * 2 - 1).clamp(-1, 0.2)
+    scorer = CheckpointScorer(None, None, source, real, batch=4, inception=ext)
+    assert set(scorer.baseline) == {"inception_fid", "inception_kid"} and scorer.baseline["inception_fid"] > 0
+    assert scorer(lambda x: x) == pytest.approx(scorer.baseline)
+    by_batch = dict(zip([b.data_ptr() for b in source.split(4)], real.split(4), strict=True))
+    assert scorer(lambda x: by_batch[x.data_ptr()])["inception_fid"] == pytest.approx(0.0, abs=1e-6)
+    grey = inception_features(ext, [source[:4]])
+    rgb = inception_features(ext, [source[:4].expand(-1, 3, -1, -1)])
+    assert np.allclose(grey, rgb)
+    with pytest.raises(ValueError, match="task model or an inception"):
+        CheckpointScorer(None, None, source, real)

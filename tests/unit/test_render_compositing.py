@@ -210,3 +210,55 @@ def test_auto_exposure_keeps_mean_luminance_in_band_over_50_random_scenes(backen
     assert ((auto > 0.25) & (auto < 0.6)).all(), np.sort(auto)
     fixed = np.array(means[False])  # the same scenes with a fixed exposure leave the band
     assert ((fixed < 0.25) | (fixed > 0.6)).sum() >= 5
+
+
+@pytest.mark.slow
+def test_auto_exposure_over_photos_shows_a_grey_card_at_the_photos_brightness_over_50_scenes(
+        backend: MitsubaBackend, tmp_path: Path) -> None:
+    """Over a photo, objects are metered by the light falling on them: an 18 % grey Lambertian card
+    lying where the objects stand, rendered under each random scene's own lighting (HDR map, rotation,
+    intensity, white balance), must be shown at the photo's log-average luminance. The incident meter
+    (``scene_irradiance``) is checked against the renderer on the way; a fixed exposure misses the
+    band in many scenes. The exposure jitter (``camera.exposure``, a deliberate offset) is left out."""
+    import dataclasses
+
+    from simreal.config import load_config
+    from simreal.render.api import tier_path
+    from simreal.render.build import build_scene
+    from simreal.render.compositing import scene_irradiance
+    from simreal.render.library import BUILTIN_GROUND_PHOTOS, build_library
+    from simreal.render.randomize import sample_params
+    from simreal.render.sample import background_image
+    from simreal.render.spec import SceneConfig
+
+    cfg = load_config(SceneConfig, tier_path("high"), {
+        "resolution": [16, 16], "render.spp": 1, "render.denoise": False, "material.textures.size": 16,
+        "objects": [{"category": "canister", "asset": {"kind": "canister", "canister": {"segments": 12}},
+                     "size": [0.8, 1.2]}],
+        "background.weights": {"photo": 1.0}, "background.photo_folder": BUILTIN_GROUND_PHOTOS,
+        "lighting.environment.folder": _hdr_folder(tmp_path)})
+    lib = build_library(cfg)
+    card = Instance(primitive("plane", size=0.2), Material((0.18, 0.18, 0.18), model="diffuse"), 1, 1)
+    top = Camera(look_at(np.array([0.0, 0.0, 1.0]), np.zeros(3), np.array([0.0, 1.0, 0.0])), 8, 8, "pinhole", 5.0)
+    metered, shown = [], {True: [], False: []}
+    photos = set()
+    for i in range(50):
+        params = sample_params(cfg, lib, np.random.default_rng(i))
+        assert params["background"]["kind"] == "photo"
+        photos.add(params["background"]["file"])
+        scene = build_scene(cfg, lib, params, i)
+        rgba = backend.render(dataclasses.replace(scene, instances=[card], camera=top, spp=64, window=None))
+        e = scene_irradiance(scene)
+        card_radiance = float(film.luminance(rgba[..., :3]).mean()) / 2.0 ** scene.exposure
+        metered.append(card_radiance / (0.18 * e / np.pi))
+        photo = film.to_uint8(background_image(cfg, params))[:8, :8]
+        photo_level = film.log_average(film.luminance(film.srgb_decode(photo / 255.0)))
+        for auto in (True, False):
+            img, _ = finish(rgba, None, photo=photo, key=params["film"]["key"] if auto else None, irradiance=e)
+            shown[auto].append(float(film.luminance(film.srgb_decode(img / 255.0)).mean()) / photo_level)
+    assert len(photos) >= 4
+    assert np.allclose(metered, 1.0, atol=0.03), np.sort(metered)  # the meter agrees with the renderer
+    auto = np.array(shown[True])
+    assert ((auto > 0.92) & (auto < 1.08)).all(), np.sort(auto)
+    fixed = np.array(shown[False])
+    assert ((fixed < 0.5) | (fixed > 2.0)).sum() >= 10, np.sort(fixed)

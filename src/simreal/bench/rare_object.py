@@ -202,7 +202,8 @@ def _write_seed_task(spec: dict[str, Any]) -> dict[str, str]:
 def run_benchmark(cfg: RareObjectConfig, out: Path, log: Callable[[str], None] = print,
                   progress: bool = True) -> dict[str, Any]:
     """Data for every seed, then every (architecture, row, seed) in a process pool; results.json in ``out``
-    (rewritten after every row with ``complete: false``, so an interrupted run keeps its finished rows)."""
+    (rewritten after every row with ``complete: false``, so an interrupted run keeps its finished rows, and a
+    rerun with the same configuration into the same ``out`` trains only the rows still missing)."""
     from simreal.runtime.executors import map_tasks
     from simreal.runtime.io import atomic_write_json
     from simreal.runtime.progress import make_progress
@@ -232,23 +233,42 @@ def run_benchmark(cfg: RareObjectConfig, out: Path, log: Callable[[str], None] =
               "base_width": cfg.base_width, "steps": cfg.steps[a], "batch": cfg.batch[a], "lr": cfg.lr[a],
               "alpha": cfg.alpha, "backbone": backbone} for a in reversed(cfg.archs) for r in cfg.rows
              for s in cfg.seeds]
-    results: list[dict[str, Any]] = []
+    config = _jsonable(asdict(cfg))
+    results, earlier_s = _finished_rows(out / "results.json", config)
+    t0 -= earlier_s  # wall time summed over the interrupted runs
+    done = {(r["arch"], r["row"], r["seed"]) for r in results}
+    if done:
+        log(f"resuming: {len(done)} of {len(specs)} rows already in {out / 'results.json'}")
+    specs = [s for s in specs if (s["arch"], s["row"], s["seed"]) not in done]
     with make_progress("run", disable=not progress) as prog:
         bar = prog.add_task("rare-object", total=len(specs)) if progress else None
         for spec, res, err in map_tasks(run_row, specs, "local", cfg.workers):
             if err:
                 raise RuntimeError(f"rare-object {spec['arch']} / {spec['row']} / seed {spec['seed']}: {err}")
             results.append(res)
-            atomic_write_json(out / "results.json", {"config": _jsonable(asdict(cfg)), "results": results,
+            atomic_write_json(out / "results.json", {"config": config, "results": results,
                                                      "wall_s": time.perf_counter() - t0, "complete": False})
             log(f"{res['arch']:<10} {res['row']:<28} seed {res['seed']}: AUC {res['auc']:.3f} "
                 f"({res['train_s']:.0f} s)")
             if bar is not None:
                 prog.advance(bar, 1)
     wall = time.perf_counter() - t0
-    summary = {"config": _jsonable(asdict(cfg)), "results": results, "wall_s": wall, "complete": True}
+    summary = {"config": config, "results": results, "wall_s": wall, "complete": True}
     atomic_write_json(out / "results.json", summary)
     return summary
+
+
+def _finished_rows(path: Path, config: Any) -> tuple[list[dict[str, Any]], float]:
+    """The rows and wall time of an earlier run into the same folder with the same configuration."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return [], 0.0
+    same = {k: v for k, v in old.get("config", {}).items() if k != "workers"} == {
+        k: v for k, v in config.items() if k != "workers"}  # the number of processes does not change a row
+    if not same or not old.get("results"):
+        return [], 0.0
+    return list(old["results"]), float(old.get("wall_s", 0.0))
 
 
 def _jsonable(v: Any) -> Any:

@@ -147,7 +147,13 @@ class ConsistencyConfig(StrictModel):
         0.0, ge=0, le=1, description="pseudo-labels (or pixels) below this softmax probability are left out")
     fid_images: int = Field(
         256, ge=0, description="per checkpoint: task-space FID/KID between this many refined source and real "
-                               "samples, in the task model's feature space (0: off; needs run)")
+                               "samples, in the task model's feature space (0: off; needs run or "
+                               "inception_weights)")
+    inception_weights: str | None = Field(
+        None, description="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: each checkpoint is also scored by "
+                          "FID/KID in Inception's feature space (inception_fid, inception_kid) on the same samples")
+    inception_dims: Literal[64, 192, 768, 2048] = Field(
+        2048, description="Inception feature block for inception_fid (pytorch-fid's dims; 2048: the standard FID)")
 
     @model_validator(mode="after")
     def _check(self) -> ConsistencyConfig:

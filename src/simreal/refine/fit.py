@@ -46,6 +46,7 @@ def sample_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
 
 VOLATILE = ("train.threads", "train.log_every", "train.num_samples", "train.keep_checkpoints", "data.cache_mb",
             "crops.feather", "crops.mask_dilate", "crops.reinsert", "data.workers", "consistency.fid_images",
+            "consistency.inception_weights", "consistency.inception_dims",
             *COMPUTE_VOLATILE)
 """Config keys a resumed refiner run may change: they cannot change the trained networks."""
 
@@ -123,29 +124,41 @@ def _load_consistency(cfg: RefinerConfig) -> RunConsistency | None:
                           min_confidence=c.min_confidence)
 
 
-def _consistency(cfg: RefinerConfig, sc: RunConsistency | None, model: RefinerModel, src_ds: Dataset,
-                 set_a: ImageSet, set_b: ImageSet, log: Any, ctx: Compute) -> tuple[Any, CheckpointScorer | None]:
-    """Attach the semantic-consistency loss (``consistency.weight`` > 0) and build the per-checkpoint task-space
-    scorer (``consistency.fid_images`` > 0); returns (labels lookup or None, scorer)."""
+def _load_inception(cfg: RefinerConfig) -> torch.nn.Module | None:
+    """The FID Inception of ``consistency.inception_weights`` (loaded before anything is written)."""
     c = cfg.consistency
-    if sc is None:
-        return None, None
-    sc.to(ctx.device)
+    if not c.inception_weights or not c.fid_images:
+        return None
+    from simreal.nn.inception import load_fid_inception
+
+    return load_fid_inception(c.inception_weights, c.inception_dims)
+
+
+def _consistency(cfg: RefinerConfig, sc: RunConsistency | None, inception: torch.nn.Module | None,
+                 model: RefinerModel, src_ds: Dataset, set_a: ImageSet, set_b: ImageSet, log: Any,
+                 ctx: Compute) -> tuple[Any, CheckpointScorer | None]:
+    """Attach the semantic-consistency loss (``consistency.weight`` > 0) and build the per-checkpoint scorer
+    (``consistency.fid_images`` > 0: task space with a task model, Inception space with its weights); returns
+    (labels lookup or None, scorer)."""
+    c = cfg.consistency
     labels_of = None
-    if c.weight > 0:
-        model.consistency = sc
-        labels_of = sc.label_lookup(src_ds, set_a.items)
-        log.info("semantic consistency: %s model of %s, weight %g, %s", sc.kind, c.run, c.weight,
-                 "source labels" if labels_of is not None else "pseudo-labels")
-    if not c.fid_images or not ctx.is_main:
+    if sc is not None:
+        sc.to(ctx.device)
+        if c.weight > 0:
+            model.consistency = sc
+            labels_of = sc.label_lookup(src_ds, set_a.items)
+            log.info("semantic consistency: %s model of %s, weight %g, %s", sc.kind, c.run, c.weight,
+                     "source labels" if labels_of is not None else "pseudo-labels")
+    if not c.fid_images or not ctx.is_main or (sc is None and inception is None):
         return labels_of, None
     rng = sample_rng(cfg.train.seed, 0, stream=14)
     n = c.fid_images
     crop_rngs = [sample_rng(cfg.train.seed, 0, 16, j) for j in range(n)]
     src = set_a.batch([int(v) for v in rng.integers(0, len(set_a), n)], crop_rngs)[0]
     real = set_b.batch([int(v) for v in rng.integers(0, len(set_b), n)], crop_rngs)[0]
-    scorer = CheckpointScorer(sc.model, sc.to_input, ctx.to(src), ctx.to(real))
-    log.info("task-space scores of the unrefined source samples: %s",
+    scorer = CheckpointScorer(None if sc is None else sc.model, None if sc is None else sc.to_input, ctx.to(src),
+                              ctx.to(real), inception=None if inception is None else inception.to(ctx.device))
+    log.info("scores of the unrefined source samples: %s",
              " ".join(f"{k}={v:.4g}" for k, v in scorer.baseline.items()))
     return labels_of, scorer
 
@@ -196,6 +209,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     set_a.check_all()
     set_b.check_all()
     sc = _load_consistency(cfg)
+    inception = _load_inception(cfg)
     t = cfg.train
     shard_size(t.batch_size, ctx.dist, "train.batch_size")
     ipe = t.iterations_per_epoch or math.ceil(max(len(set_a), len(set_b)) / t.batch_size)
@@ -243,7 +257,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
         ctx.precision,
         ctx.dist.world_size,
     )
-    labels_of, scorer = _consistency(cfg, sc, model, src_ds, set_a, set_b, log, ctx)
+    labels_of, scorer = _consistency(cfg, sc, inception, model, src_ds, set_a, set_b, log, ctx)
     fixed = set_a.fixed_samples(t.num_samples) if t.num_samples and ctx.is_main else None
     total_iters = total_epochs * ipe
     batches = RefineBatches(set_a, set_b, t.seed, t.batch_size, ipe, (ctx.dist.rank, ctx.dist.world_size))

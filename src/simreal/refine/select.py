@@ -60,26 +60,56 @@ def spearman(x: Iterable[float], y: Iterable[float]) -> float:
 
 
 
-class CheckpointScorer:
-    """Task-space FID/KID of a refiner's output on fixed source samples against fixed real samples, for each
-    checkpoint of a training run (the real features are computed once)."""
+@torch.no_grad()
+def inception_features(extractor: nn.Module, batches: Iterable[Tensor]) -> np.ndarray:
+    """Features (N, D) of an image extractor taking (B, 3, H, W) in [0, 1] (the FID Inception) over refiner
+    batches in [-1, 1] (one channel is repeated to three)."""
+    out = []
+    for x in batches:
+        y = ((x.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+        y = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
+        out.append(extractor(y).reshape(len(y), -1).double().cpu().numpy())
+    return np.concatenate(out, 0)
 
-    def __init__(self, model: nn.Module, to_input: Callable[[Tensor], Tensor], source: Tensor, real: Tensor,
-                 batch: int = 16) -> None:
-        self.model, self.to_input, self.source, self.batch = model, to_input, source, batch
-        self.real_features = task_features(model, real.split(batch), to_input)
-        self.baseline = task_scores(task_features(model, source.split(batch), to_input), self.real_features)
+
+class CheckpointScorer:
+    """FID/KID of a refiner's output on fixed source samples against fixed real samples, for each checkpoint of
+    a training run, in the task model's feature space (``task_fid``, ``task_kid``; ``model`` None: off) and, with
+    an ``inception`` extractor (the FID Inception), in Inception's (``inception_fid``, ``inception_kid``). The
+    real features are computed once; ``baseline`` holds the scores of the unrefined source samples."""
+
+    def __init__(self, model: nn.Module | None, to_input: Callable[[Tensor], Tensor] | None, source: Tensor,
+                 real: Tensor, batch: int = 16, inception: nn.Module | None = None) -> None:
+        self.source, self.batch = source, batch
+        self.spaces: dict[str, Callable[[Iterable[Tensor]], np.ndarray]] = {}
+        if model is not None:
+            self.spaces["task"] = lambda batches: task_features(model, batches, to_input)
+        if inception is not None:
+            self.spaces["inception"] = lambda batches: inception_features(inception, batches)
+        if not self.spaces:
+            raise ValueError("CheckpointScorer needs a task model or an inception extractor")
+        self.real_features = {k: f(real.split(batch)) for k, f in self.spaces.items()}
+        self.baseline = self._scores(lambda x: x)
+
+    def _scores(self, refine: Callable[[Tensor], Tensor]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, features in self.spaces.items():
+            feats = features(refine(x) for x in self.source.split(self.batch))
+            scores = task_scores(feats, self.real_features[name])
+            out.update({f"{name}_fid": scores["task_fid"], f"{name}_kid": scores["task_kid"]})
+        return out
 
     @torch.no_grad()
     def __call__(self, refine: Callable[[Tensor], Tensor]) -> dict[str, float]:
         """Scores of ``refine`` (a refiner's eval-mode forward) on the source samples."""
-        feats = task_features(self.model, (refine(x) for x in self.source.split(self.batch)), self.to_input)
-        return task_scores(feats, self.real_features)
+        return self._scores(refine)
 
 
 def read_task_scores(metrics: Iterable[dict[str, object]]) -> list[dict[str, object]]:
-    """The per-checkpoint task-space scores from a refiner run's metrics records (lines with ``task_fid``)."""
-    return [m for m in metrics if "task_fid" in m]
+    """The per-checkpoint scores from a refiner run's metrics records (lines with ``task_fid`` or
+    ``inception_fid``)."""
+    return [m for m in metrics if "task_fid" in m or "inception_fid" in m]
 
 
-__all__ = ["CheckpointScorer", "read_task_scores", "spearman", "task_features", "task_scores"]
+__all__ = ["CheckpointScorer", "inception_features", "read_task_scores", "spearman", "task_features",
+           "task_scores"]
