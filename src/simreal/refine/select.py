@@ -93,8 +93,9 @@ class CheckpointScorer:
 
     def _scores(self, refine: Callable[[Tensor], Tensor]) -> dict[str, float]:
         out: dict[str, float] = {}
+        refined = [refine(x) for x in self.source.split(self.batch)]  # once, whatever the number of spaces
         for name, features in self.spaces.items():
-            feats = features(refine(x) for x in self.source.split(self.batch))
+            feats = features(refined)
             scores = task_scores(feats, self.real_features[name])
             out.update({f"{name}_fid": scores["task_fid"], f"{name}_kid": scores["task_kid"]})
         return out
