@@ -12,6 +12,8 @@ images, then report precision, recall and F1 at IoU 0.5 on a target test set.
 - Refinement: CUT on 48-pixel upright crops around the heads (rotated by each annotation's
   ``rotation``), reinserted into the S images (``simreal.refine`` / ``simreal.refine.apply``).
 - Detector: ``simreal.train`` task detect (SqueezeDet head, source only), ``simreal.evaluate``.
+- Reference row: the S detector on held-out S images (in domain), which tells "the detector did not
+  learn" apart from "what it learnt does not transfer to the target".
 
 Usage: python benchmarks/fisheye_heads.py [--res 320] [--s 120] [--target 60] [--few 8] [--test 40]
                                           [--steps 600] [--workers 2] [--out /tmp/fisheye_heads]
@@ -130,6 +132,8 @@ def main() -> None:
     simreal.render(target_config(args.res, root / "target_photos", "target-test", 3, args.test), tt,
                    workers=args.workers, progress=False)
     few = labelled_subset(tu, root / "target_few", args.few)
+    s_test = root / "S_test"  # held-out synthetic images: the in-domain reference for the S detector
+    simreal.render(scene_config(args.res, "S-test", 4, args.test), s_test, workers=args.workers, progress=False)
     times["render"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     simreal.refine(s, tu, root / "refiner", refiner_config(args.refine_epochs), progress=False)
@@ -149,6 +153,9 @@ def main() -> None:
         simreal.train(detector_config(args.res, domains, args.steps, args.arch), run, progress=False)
         m = simreal.evaluate(run, tt, root / f"eval_{k}").metrics
         rows.append((name, m))
+        if k == 0:
+            rows.append(("reference: synthetic S on held-out S (in-domain, not the target)",
+                         simreal.evaluate(run, s_test, root / "eval_S_on_S").metrics))
     times["train + eval (3 detectors)"] = time.perf_counter() - t0
     n_heads = sum(1 for _ in json.loads((tt / "annotations.json").read_text())["annotations"])
     print(f"\nHead detection on the target test set ({args.test} images, {n_heads} heads, {args.res}x{args.res} "
