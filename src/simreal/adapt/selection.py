@@ -5,6 +5,11 @@
 * ``iwv``: importance-weighted validation (Sugiyama et al. 2007): source-validation losses weighted by
   p(target|x)/p(source|x) from a logistic-regression domain classifier on the model's features,
   fitted on source-validation vs unlabelled target features. Higher score = lower weighted loss.
+* ``snd``: soft neighbourhood density (Saito et al., ICCV 2021) of the unlabelled target predictions:
+  the mean entropy of each target sample's softmax-weighted similarity to the other target samples
+  (cosine of the class-probability vectors, temperature 0.05). It looks at the target side only, so it
+  can credit what adaptation changed there (e.g. BatchNorm statistics), which source-side scores cannot.
+  Higher = denser target neighbourhoods. Tasks whose predictions carry class probabilities (classify).
 * ``target_val``: task quality on labelled target data. Oracle selection: only when the config sets
   ``selection.allow_target_labels: true``; reports say so.
 """
@@ -18,7 +23,8 @@ import torch
 
 from simreal.datasets.torchdata import DomainSource, iterate
 
-HONEST = ("last", "source_val", "iwv")
+HONEST = ("last", "source_val", "iwv", "snd")
+SND_TEMPERATURE = 0.05
 
 
 def predict_all(task: Any, model: torch.nn.Module, source: DomainSource, batch_size: int = 256) -> list[dict[str, Any]]:
@@ -61,6 +67,29 @@ def iwv_score(task: Any, model: torch.nn.Module, val: DomainSource, target: Doma
     return -float(np.sum(w * losses) / max(np.sum(w), 1e-12))
 
 
+def soft_neighborhood_density(prob: np.ndarray, temperature: float = SND_TEMPERATURE) -> float:
+    """SND of class-probability rows ``prob`` (N, K), N >= 2: rows L2-normalised, cosine similarities to the
+    other rows (self excluded) divided by ``temperature`` and soft-maxed per row; the mean row entropy."""
+    p = np.asarray(prob, np.float64)
+    if p.ndim != 2 or len(p) < 2:
+        raise ValueError(f"soft neighbourhood density: need (N >= 2, K) probabilities, got shape {p.shape}")
+    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    s = p @ p.T / temperature
+    np.fill_diagonal(s, -np.inf)
+    s -= s.max(axis=1, keepdims=True)
+    m = np.exp(s)
+    m /= m.sum(axis=1, keepdims=True)
+    ent = -np.sum(np.where(m > 0, m * np.log(np.where(m > 0, m, 1.0)), 0.0), axis=1)
+    return float(ent.mean())
+
+
+def snd_score(task: Any, model: torch.nn.Module, target: DomainSource) -> float:
+    """Soft neighbourhood density of the model's class probabilities on the unlabelled target (higher is
+    better)."""
+    preds = predict_all(task, model, target)
+    return soft_neighborhood_density(np.concatenate([p["prob"] for p in preds]))
+
+
 def selection_score(
     policy: str, task: Any, model: torch.nn.Module, val: DomainSource | None, target: DomainSource | None,
     target_val: DomainSource | None,
@@ -74,6 +103,9 @@ def selection_score(
     if policy == "iwv":
         assert val is not None and target is not None
         return iwv_score(task, model, val, target)
+    if policy == "snd":
+        assert target is not None
+        return snd_score(task, model, target)
     if policy == "target_val":
         assert target_val is not None
         return float(task.quality(predict_all(task, model, target_val), all_targets(target_val)))

@@ -155,8 +155,12 @@ class Trainer:
                 raise ConfigError("selection.policy target_val: no labelled target validation data (data.target_val)")
         if pol in ("source_val", "iwv") and self.val is None:
             raise ConfigError(f"selection.policy {pol}: no labelled source validation data")
-        if pol == "iwv" and self.target_unlab is None:
-            raise ConfigError("selection.policy iwv: needs a domain with role 'target' (unlabelled target features)")
+        if pol in ("iwv", "snd") and self.target_unlab is None:
+            raise ConfigError(f"selection.policy {pol}: needs a domain with role 'target' (unlabelled target "
+                              "images)")
+        if pol == "snd" and self.task.name != "classify":
+            raise ConfigError(f"selection.policy snd: scores class probabilities, which task '{self.task.name}' does "
+                              "not predict per image (use iwv or source_val)")
 
     def _check_shards(self) -> None:
         """Each rank takes 1/N of ``optim.batch_per_domain``; identity groups (P x K) must not be split."""
