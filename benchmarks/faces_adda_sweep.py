@@ -1,6 +1,6 @@
 """ADDA learning-rate sweep on the faces benchmark (diagnosis, not selection): the adaptation phase only,
 from a source-only run of ``benchmarks/faces_adapt.py`` (same seed), logging at every evaluation the
-label-free selection scores (importance-weighted validation; soft neighbourhood density), the
+label-free selection scores (importance-weighted validation; soft neighbourhood density; information maximisation), the
 source-validation accuracy of the target encoder and -- for diagnosis only, never used by selection -- the
 accuracy on the labelled target test set.
 Seeded as ``simreal train`` is, so the config's own ``adda_lr`` reproduces the benchmark's ADDA run.
@@ -35,7 +35,8 @@ def traced_trainer(base: type) -> type:
             super()._evaluate(step)
             rec = {k: v for k, v in self.history[-1].items() if k not in ("eval", "phase")}
             rec["target_test"] = selection_score("source_val", self.task, self.model, self.test, None, None)
-            rec["snd"] = selection_score("snd", self.task, self.model, None, self.target_unlab, None)
+            for crit in ("snd", "im"):
+                rec[crit] = selection_score(crit, self.task, self.model, None, self.target_unlab, None)
             self.trace.append(rec)
 
     return Traced
@@ -87,10 +88,10 @@ def main() -> None:
         print(f"adda_lr {lr:g}: selected step {fit.selection['step']} (iwv {fit.selection['score']:.3f}) -> target "
               f"test {selection_score('source_val', task, fit.model, test, None, None):.3f}  "
               f"({time.perf_counter() - t0:.0f}s)")
-        print("  step: target test / source val / iwv / snd  " + "  ".join(
-            f"{r['step']}: {r['target_test']:.3f}/{r['source_val']:.2f}/{r['select/iwv']:.3f}/{r['snd']:.4f}"
-            for r in trace), flush=True)
-        for crit in ("select/iwv", "snd"):  # what each label-free criterion would select (first best, as Trainer)
+        print("  step: target test / source val / iwv / snd / im  " + "  ".join(
+            f"{r['step']}: {r['target_test']:.3f}/{r['source_val']:.2f}/{r['select/iwv']:.3f}/{r['snd']:.4f}/"
+            f"{r['im']:.4f}" for r in trace), flush=True)
+        for crit in ("select/iwv", "snd", "im"):  # what each label-free criterion would select (first best, as Trainer)
             best = max(trace, key=lambda r: (r[crit], -r["step"]))
             print(f"  {crit.split('/')[-1]} selects step {best['step']}: target test {best['target_test']:.3f}")
         print(f"  last (step {trace[-1]['step']}): target test {trace[-1]['target_test']:.3f}", flush=True)

@@ -13,7 +13,7 @@ from simreal.tasks.instance_config import InstanceConfig
 
 METHODS = ("source_only", "mixed", "dann", "adda", "finetune")
 Method = Literal["source_only", "mixed", "dann", "adda", "finetune"]
-Policy = Literal["last", "source_val", "iwv", "snd", "target_val"]
+Policy = Literal["last", "source_val", "iwv", "snd", "im", "target_val"]
 
 
 class DomainConfig(StrictModel):
@@ -161,8 +161,9 @@ class SelectionConfig(StrictModel):
 
     policy: Policy | None = Field(None, description="last | source_val (labelled source validation) | iwv "
                                   "(importance-weighted validation) | snd (soft neighbourhood density of the "
-                                  "unlabelled target predictions; classify) | target_val (oracle: needs "
-                                  "allow_target_labels); default: iwv for adda, source_val otherwise")
+                                  "unlabelled target predictions; classify) | im (information maximisation of "
+                                  "the unlabelled target predictions: H(mean p) - mean H(p); classify) | target_val "
+                                  "(oracle: needs allow_target_labels); default: iwv for adda, source_val otherwise")
     allow_target_labels: bool = Field(False, description="required for policy target_val (oracle selection); "
                                                          "reports say when it was used")
     eval_every: int = Field(200, ge=1, description="steps between selection evaluations (last phase)")

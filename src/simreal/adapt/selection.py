@@ -10,6 +10,10 @@
   (cosine of the class-probability vectors, temperature 0.05). It looks at the target side only, so it
   can credit what adaptation changed there (e.g. BatchNorm statistics), which source-side scores cannot.
   Higher = denser target neighbourhoods. Tasks whose predictions carry class probabilities (classify).
+* ``im``: information maximisation of the unlabelled target predictions, H(mean p) - mean H(p) (the
+  objective of Krause et al. 2010 and SHOT, Liang et al. 2020): high when each target prediction is
+  confident *and* the predictions spread over the classes, so a model that collapses onto a few classes
+  scores low. Target side only, classify.
 * ``target_val``: task quality on labelled target data. Oracle selection: only when the config sets
   ``selection.allow_target_labels: true``; reports say so.
 """
@@ -23,7 +27,7 @@ import torch
 
 from simreal.datasets.torchdata import DomainSource, iterate
 
-HONEST = ("last", "source_val", "iwv", "snd")
+HONEST = ("last", "source_val", "iwv", "snd", "im")
 SND_TEMPERATURE = 0.05
 
 
@@ -79,15 +83,31 @@ def soft_neighborhood_density(prob: np.ndarray, temperature: float = SND_TEMPERA
     s -= s.max(axis=1, keepdims=True)
     m = np.exp(s)
     m /= m.sum(axis=1, keepdims=True)
-    ent = -np.sum(np.where(m > 0, m * np.log(np.where(m > 0, m, 1.0)), 0.0), axis=1)
-    return float(ent.mean())
+    return float(_entropy(m).mean())
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
+
+
+def information_maximization(prob: np.ndarray) -> float:
+    """H(mean prediction) - mean H(prediction) of class-probability rows ``prob`` (N, K), in nats."""
+    p = np.asarray(prob, np.float64)
+    if p.ndim != 2 or len(p) < 1:
+        raise ValueError(f"information maximisation: need (N, K) probabilities, got shape {p.shape}")
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(_entropy(p.mean(axis=0)) - _entropy(p).mean())
+
+
+def target_probabilities(task: Any, model: torch.nn.Module, target: DomainSource) -> np.ndarray:
+    """The model's class probabilities (N, K) on every sample of the unlabelled target."""
+    return np.concatenate([p["prob"] for p in predict_all(task, model, target)])
 
 
 def snd_score(task: Any, model: torch.nn.Module, target: DomainSource) -> float:
     """Soft neighbourhood density of the model's class probabilities on the unlabelled target (higher is
     better)."""
-    preds = predict_all(task, model, target)
-    return soft_neighborhood_density(np.concatenate([p["prob"] for p in preds]))
+    return soft_neighborhood_density(target_probabilities(task, model, target))
 
 
 def selection_score(
@@ -106,6 +126,9 @@ def selection_score(
     if policy == "snd":
         assert target is not None
         return snd_score(task, model, target)
+    if policy == "im":
+        assert target is not None
+        return information_maximization(target_probabilities(task, model, target))
     if policy == "target_val":
         assert target_val is not None
         return float(task.quality(predict_all(task, model, target_val), all_targets(target_val)))

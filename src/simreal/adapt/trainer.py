@@ -155,11 +155,11 @@ class Trainer:
                 raise ConfigError("selection.policy target_val: no labelled target validation data (data.target_val)")
         if pol in ("source_val", "iwv") and self.val is None:
             raise ConfigError(f"selection.policy {pol}: no labelled source validation data")
-        if pol in ("iwv", "snd") and self.target_unlab is None:
+        if pol in ("iwv", "snd", "im") and self.target_unlab is None:
             raise ConfigError(f"selection.policy {pol}: needs a domain with role 'target' (unlabelled target "
                               "images)")
-        if pol == "snd" and self.task.name != "classify":
-            raise ConfigError(f"selection.policy snd: scores class probabilities, which task '{self.task.name}' does "
+        if pol in ("snd", "im") and self.task.name != "classify":
+            raise ConfigError(f"selection.policy {pol}: scores class probabilities, which task '{self.task.name}' does "
                               "not predict per image (use iwv or source_val)")
 
     def _check_shards(self) -> None:

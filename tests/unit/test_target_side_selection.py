@@ -1,4 +1,5 @@
-"""Soft neighbourhood density (Saito et al., ICCV 2021), the target-side label-free selection score."""
+"""Target-side label-free selection scores: soft neighbourhood density (Saito et al., ICCV 2021) and
+information maximisation (H(mean p) - mean H(p))."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from simreal.adapt.config import MethodConfig, OptimConfig, SelectionConfig
-from simreal.adapt.selection import HONEST, selection_score, soft_neighborhood_density
+from simreal.adapt.selection import HONEST, information_maximization, selection_score, soft_neighborhood_density
 from simreal.adapt.trainer import Trainer
 from simreal.datasets.torchdata import ArraySource
 from simreal.errors import ConfigError
@@ -62,8 +63,23 @@ def test_snd_grows_with_the_size_of_the_neighbourhoods() -> None:
         soft_neighborhood_density(centres[:1])
 
 
-def test_snd_policy_is_honest_and_scores_the_target_through_the_model() -> None:
-    assert "snd" in HONEST  # label-free: reports do not flag it as oracle selection
+def test_information_maximization_by_hand_and_its_extremes() -> None:
+    """Two rows, [0.9, 0.1] and [0.5, 0.5]: mean [0.7, 0.3]. Confident and diverse predictions score log K,
+    a model that predicts one class for everything (collapse) or is uniform everywhere scores 0."""
+    h = lambda *q: -sum(x * math.log(x) for x in q)  # noqa: E731
+    prob = np.array([[0.9, 0.1], [0.5, 0.5]])
+    assert information_maximization(prob) == pytest.approx(h(0.7, 0.3) - (h(0.9, 0.1) + h(0.5, 0.5)) / 2, rel=1e-12)
+    assert information_maximization(np.eye(5)) == pytest.approx(math.log(5))
+    assert information_maximization(np.tile([1.0, 0.0, 0.0], (6, 1))) == pytest.approx(0.0, abs=1e-12)
+    assert information_maximization(np.full((6, 3), 1 / 3)) == pytest.approx(0.0, abs=1e-12)
+    collapsed = np.tile([0.96, 0.02, 0.02], (30, 1))
+    confident = np.repeat(np.eye(3) * 0.94 + 0.02, 10, axis=0)
+    assert information_maximization(confident) > information_maximization(collapsed) + 0.8
+
+
+@pytest.mark.parametrize("policy", ["snd", "im"])
+def test_target_side_policies_are_honest_and_score_the_target_through_the_model(policy: str) -> None:
+    assert policy in HONEST  # label-free: reports do not flag it as oracle selection
     torch.manual_seed(0)
     task = ClassifyTask(3)
     model = task.build_model("smallcnn", 1, (8, 8), width=4)
@@ -71,8 +87,9 @@ def test_snd_policy_is_honest_and_scores_the_target_through_the_model() -> None:
     model.eval()
     with torch.no_grad():
         logits, _ = model(tgt.images)
-    expected = soft_neighborhood_density(torch.softmax(logits.float(), 1).numpy())
-    assert selection_score("snd", task, model, None, tgt, None) == pytest.approx(expected, rel=1e-6)
+    prob = torch.softmax(logits.float(), 1).numpy()
+    expected = soft_neighborhood_density(prob) if policy == "snd" else information_maximization(prob)
+    assert selection_score(policy, task, model, None, tgt, None) == pytest.approx(expected, rel=1e-6)
 
 
 def _trainer(task: object, policy: str, with_target: bool, tmp_path: Path, arch: str = "smallcnn") -> Trainer:
@@ -85,18 +102,21 @@ def _trainer(task: object, policy: str, with_target: bool, tmp_path: Path, arch:
                    SelectionConfig(policy=policy, eval_every=2), progress=False, val=src)
 
 
-def test_snd_selection_runs_and_keeps_the_best_scoring_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["snd", "im"])
+def test_selection_runs_and_keeps_the_best_scoring_step(tmp_path: Path, policy: str) -> None:
     torch.manual_seed(0)
-    res = _trainer(ClassifyTask(2), "snd", True, tmp_path).fit()
+    res = _trainer(ClassifyTask(2), policy, True, tmp_path).fit()
     evals = [r for r in res.history if r.get("eval")]
-    assert [r["step"] for r in evals] == [2, 4] and all("select/snd" in r for r in evals)
-    best = max(evals, key=lambda r: (r["select/snd"], -r["step"]))
-    assert res.selection["policy"] == "snd" and not res.selection["uses_target_labels"]
-    assert res.selection["step"] == best["step"] and res.selection["score"] == best["select/snd"]
+    key = f"select/{policy}"
+    assert [r["step"] for r in evals] == [2, 4] and all(key in r for r in evals)
+    best = max(evals, key=lambda r: (r[key], -r["step"]))
+    assert res.selection["policy"] == policy and not res.selection["uses_target_labels"]
+    assert res.selection["step"] == best["step"] and res.selection["score"] == best[key]
 
 
-def test_snd_needs_a_target_domain_and_a_classifier(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="snd: needs a domain with role 'target'"):
-        _trainer(ClassifyTask(2), "snd", False, tmp_path)
+@pytest.mark.parametrize("policy", ["snd", "im"])
+def test_target_side_policies_need_a_target_domain_and_a_classifier(tmp_path: Path, policy: str) -> None:
+    with pytest.raises(ConfigError, match=f"{policy}: needs a domain with role 'target'"):
+        _trainer(ClassifyTask(2), policy, False, tmp_path)
     with pytest.raises(ConfigError, match="task 'segment'"):
-        _trainer(SegmentTask(2), "snd", True, tmp_path, "unet_small")
+        _trainer(SegmentTask(2), policy, True, tmp_path, "unet_small")
