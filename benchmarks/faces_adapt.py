@@ -1,15 +1,15 @@
 """Faces adaptation benchmark: rendered source identities -> rendered target identities (children,
 another skin-tone range, warm low side light, closer noisier camera; configs/faces/render_*.yaml).
 
-Methods (configs/train/faces_adda.yaml; model selection without target labels: importance-weighted
-validation for ADDA, source validation otherwise): source-only, ADDA, DANN, fine-tune on 5 labelled
-target chips per class. The target's frames are split by index: the first 2/3 are the unlabelled
-target training video (labels removed), the last 1/3 the labelled test set. ADDA and fine-tuning start
-from the source-only run of the same seed (its selected model, ``method.pretrain: false``) instead of
-repeating the source pre-training. Prints accuracy (mean ± sd and per seed), macro OvR AUC and
-per-class accuracy (mean over seeds) and writes results.json/results.md next to the runs. Rendering is
-cached (resumable) in ``$SIMREAL_CACHE_DIR/faces_bench`` (default ~/.cache/simreal/faces_bench); runs go to
-``--out`` (default its ``runs/``).
+Methods (configs/train/faces_adda.yaml; model selection without target labels: information
+maximisation of the unlabelled target predictions for ADDA, source validation otherwise): source-only,
+ADDA, DANN, fine-tune on 5 labelled target chips per class. The target's frames are split by index: the
+first 2/3 are the unlabelled target training video (labels removed), the last 1/3 the labelled test set.
+ADDA and fine-tuning start from the source-only run of the same seed (its selected model,
+``method.pretrain: false``) instead of repeating the source pre-training. Prints accuracy (mean ± sd and
+per seed), macro OvR AUC and per-class accuracy (mean over seeds) and writes results.json/results.md next
+to the runs. Rendering is cached (resumable) in ``$SIMREAL_CACHE_DIR/faces_bench`` (default
+~/.cache/simreal/faces_bench); runs go to ``--out`` (default its ``runs/``).
 
     python benchmarks/faces_adapt.py [--seeds 0 1 2] [--source-count 600] [--target-count 300] [--workers 2]
         [--out DIR] [--set method.adda_lr=2e-5 ...]
@@ -197,6 +197,8 @@ def adapt_benchmark(args: argparse.Namespace) -> None:
                 over["model.width"] = args.width
             over.update(extra)
             source_model = out_dir / f"source_only_s{seed}" / "checkpoints" / "final.safetensors"
+            if method != "adda":  # the config's label-free target-side policy is for ADDA; the rest as before
+                over["selection.policy"] = "source_val"
             if method in ("adda", "finetune") and "source_only" in args.methods:  # the source model of this seed
                 over.update({"model.weights": str(source_model), "method.pretrain": False})
             tr = train(ROOT / "configs/train/faces_adda.yaml", run, overrides=over, progress=False)

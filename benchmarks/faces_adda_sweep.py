@@ -69,6 +69,7 @@ def main() -> None:
         over: dict[str, Any] = {
             "seed": args.seed, "method.name": "adda", "method.adda_lr": lr, "method.adda_steps": args.steps,
             "method.pretrain": False, "model.weights": str(weights), "selection.eval_every": args.eval_every,
+            "selection.policy": "iwv",  # the trainer selects by iwv; snd and im are traced beside it
             "data.domains": [{"path": str(base / "render_source"), "name": "rendered", "role": "source"},
                              {"path": str(base / "target_unlabelled"), "name": "target", "role": "target",
                               "labelled": False}]}

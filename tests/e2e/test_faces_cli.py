@@ -121,7 +121,7 @@ def test_rendered_expression_survives_extract_to_chip(tmp_path: Path) -> None:
 def test_adda_on_faces_end_to_end(adda_run: Path, rendered: Path, capsys: pytest.CaptureFixture[str]) -> None:
     meta = json.loads((adda_run / "checkpoints" / "final.json").read_text())
     assert meta["classes"] == CLASSES and meta["method"] == "adda"
-    assert meta["selection"]["policy"] == "iwv" and meta["selection"]["uses_target_labels"] is False
+    assert meta["selection"]["policy"] == "im" and meta["selection"]["uses_target_labels"] is False
     phases = {json.loads(x)["phase"] for x in (adda_run / "metrics.jsonl").read_text().splitlines()}
     assert "adapt" in phases  # the ADDA phase ran after the source pretraining
     assert cli("eval", "--run", str(adda_run), "--data", str(rendered)) == 0
