@@ -69,6 +69,21 @@ def test_assignment_then_encode_decode_round_trip() -> None:
     assert torch.allclose(cxcywh_to_xyxy(decode(d, a_boxes)), gt, atol=1e-4)
 
 
+def test_sub_cell_box_takes_the_anchor_of_its_shape_wherever_it_sits_in_the_cell() -> None:
+    # a head-sized box (6 px) in 8-px cells with anchors of 6 px and 12 px (k-means fits shapes, so an exact 6 px
+    # anchor exists): it must take the 6-px anchor whether it sits at the cell centre or at a cell corner. (Scoring
+    # the anchors at the cell centre picked the 12-px anchor for the off-centre box, so the anchor a box trains
+    # depended on its sub-cell offset: same-cell duplicates the detector could not learn to suppress.)
+    shapes = torch.tensor([[6.0, 6.0], [12.0, 12.0]])
+    anchors = anchor_grid((4, 4), (32, 32), shapes)
+    for cx, cy in [(12.0, 12.0), (9.2, 9.1), (14.9, 9.1), (9.1, 14.8), (14.8, 14.9)]:  # cell (1, 1): 8..16 px
+        box = np.array([[cx - 3, cy - 3, cx + 3, cy + 3]], np.float32)
+        gts, anc, _ = assign_image(box, np.zeros(1, bool), anchors, (4, 4), (32, 32), 2)
+        assert gts == [0] and anc == [(1 * 4 + 1) * 2 + 0], (cx, cy, anc)
+    big = np.array([[12.5 - 6, 9.5 - 6, 12.5 + 6, 9.5 + 6]], np.float32)  # a 12-px box off-centre: the 12-px anchor
+    assert assign_image(big, np.zeros(1, bool), anchors, (4, 4), (32, 32), 2)[1] == [(1 * 4 + 1) * 2 + 1]
+
+
 def test_ignored_boxes_are_neither_positive_nor_negative() -> None:
     shapes = torch.tensor([[10.0, 10.0]])
     anchors = anchor_grid((4, 4), (32, 32), shapes)

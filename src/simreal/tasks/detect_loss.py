@@ -1,9 +1,10 @@
 """SqueezeDet target assignment and loss.
 
-Assignment: each (not ignored) ground-truth box goes to the anchor with the highest IoU among the K
-anchors of the grid cell holding its centre; boxes are served in decreasing best-IoU order and a
-box whose cell has no free anchor left is dropped. Anchors overlapping an ``ignore``d box (IoU >
-``ignore_iou``, or the anchor it would have been assigned) are neither positives nor negatives.
+Assignment: each (not ignored) ground-truth box goes to the anchor of the best shape (highest IoU with
+the anchor centred on the box, as YOLOv2 and the k-means fit) among the K anchors of the grid cell
+holding its centre; boxes are served in decreasing best-IoU order and a box whose cell has no free
+anchor left is dropped. Anchors overlapping an ``ignore``d box (IoU > ``ignore_iou``, or the anchor it
+would have been assigned) are neither positives nor negatives.
 
 Loss (means over the labelled images of the batch):
 ``w_class * CE(class | positives) + w_bbox * |deltas - target deltas|^2 (or smooth L1, summed over
@@ -64,7 +65,11 @@ def assign_image(
     row = (c[:, 1] / (image_hw[0] / gh)).floor().long().clamp(0, gh - 1)
     col = (c[:, 0] / (image_hw[1] / gw)).floor().long().clamp(0, gw - 1)
     cand = ((row * gw + col) * k)[:, None] + torch.arange(k)[None, :]  # (G, K)
-    ious = paired_iou(gt[:, None, :].expand(-1, k, 4), cxcywh_to_xyxy(anchors[cand]))
+    # anchor choice by SHAPE (YOLOv2; the same 1 - IoU the k-means anchors are fitted with): the cell's anchors
+    # centred on the box centre. IoU with the anchors at the cell centre would make the choice depend on where
+    # the box sits in its cell and, for boxes not much larger than a cell, pick a too large anchor when off-centre.
+    shapes = torch.cat([c[:, None, :2].expand(-1, k, 2), anchors[cand][..., 2:]], -1)
+    ious = paired_iou(gt[:, None, :].expand(-1, k, 4), cxcywh_to_xyxy(shapes))
     ok = (c[:, 2] > 0) & (c[:, 3] > 0)
     ign = torch.as_tensor(np.asarray(ignore, dtype=bool)).reshape(-1)
     used: set[int] = set()
