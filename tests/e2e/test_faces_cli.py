@@ -110,8 +110,13 @@ def test_rendered_expression_survives_extract_to_chip(tmp_path: Path) -> None:
     eyes = (slice(int(eye_y - 6), int(eye_y + 7)), slice(int(tpl[2, 0] - 4), int(tpl[0, 0] + 5)))
     mouth = (slice(int(nose[1] + 8), int(nose[1] + 26)), slice(int(nose[0] - 12), int(nose[0] + 13)))
 
-    def change(i: int, region: tuple[slice, slice]) -> float:  # mean absolute change from the neutral chip
-        return float(np.abs(grey[i][region] - grey[0][region]).mean())
+    def change(i: int, region: tuple[slice, slice]) -> float:
+        """Mean absolute change from the neutral chip, the best over shifts of up to 3 px: jaw opening moves the
+        detector's box and so the 5 landmarks by a pixel or two (by how much differs between CPUs), and a shift
+        of a high-contrast eye region alone must not count as a change of the eyes."""
+        (r, c), g0 = region, grey[0][region]
+        return min(float(np.abs(grey[i][r.start + dy:r.stop + dy, c.start + dx:c.stop + dx] - g0).mean())
+                   for dy in range(-3, 4) for dx in range(-3, 4))
 
     assert grey[1][mouth].mean() < grey[0][mouth].mean() - 15  # the open mouth is dark
     assert change(1, mouth) > 3 * change(1, eyes)  # jaw open changes the mouth, not the eyes

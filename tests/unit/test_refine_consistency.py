@@ -135,18 +135,28 @@ def _toy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.mark.slow
 def test_consistency_keeps_the_class_where_plain_cyclegan_loses_it() -> None:
+    """Scored every 25 of 300 steps: GAN training oscillates and its state at one step differs between CPUs
+    (float reductions), so the assertion is on the whole run — plain CycleGAN has lost the class at most
+    checkpoints (median), the consistency keeps it at every one."""
     a, y, b = _toy(64, 0)
     settings = ArrayRefinerSettings(lambda_identity=0.0, lambda_cycle=1.0, n_blocks=1, ngf=4, ndf=4, lr=2e-3)
     clf = MeanClassifier()
-    kept = {}
+    kept: dict[str, list[float]] = {}
     for name, cons in (("plain", None), ("sc", array_consistency(clf, weight=5.0))):
+        scores: list[float] = []
+
+        def score(step: int, model: object, scores: list[float] = scores) -> None:
+            out = apply_array_refiner(model, a)
+            pred = clf(torch.from_numpy(out / 16.0)[:, None])[0].argmax(1).numpy()
+            scores.append(float((pred == y).mean()))
+
         with torch.random.fork_rng(devices=[]):
-            model = train_array_refiner(a, b, 0, 150, 17, settings, consistency=cons, synthetic_y=y)
-        out = apply_array_refiner(model, a)
-        pred = clf(torch.from_numpy(out / 16.0)[:, None])[0].argmax(1).numpy()
-        kept[name] = float((pred == y).mean())
-    assert kept["plain"] <= 0.6, kept  # bright class-1 digits turned dark: the class is lost
-    assert kept["sc"] >= 0.95, kept
+            train_array_refiner(a, b, 0, 300, 17, settings, consistency=cons, synthetic_y=y,
+                                checkpoints=range(25, 301, 25), on_checkpoint=score)
+        kept[name] = scores
+    assert len(kept["plain"]) == len(kept["sc"]) == 12
+    assert float(np.median(kept["plain"])) <= 0.6, kept  # bright class-1 digits turned dark: the class is lost
+    assert min(kept["sc"]) >= 0.95, kept
 
 
 def _exact_gaussian(n: int, mean: np.ndarray, std: np.ndarray, seed: int) -> np.ndarray:
