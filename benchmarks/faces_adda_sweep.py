@@ -25,7 +25,12 @@ from faces_adapt import ROOT, cache_dir
 
 def traced_trainer(base: type) -> type:
     """``base`` (the Trainer) that also scores its ``test`` source at every evaluation into ``trace``."""
-    from simreal.adapt.selection import selection_score
+    from simreal.adapt.selection import (
+        information_maximization,
+        selection_score,
+        soft_neighborhood_density,
+        target_probabilities,
+    )
 
     class Traced(base):  # type: ignore[misc, valid-type]
         test: Any
@@ -35,8 +40,8 @@ def traced_trainer(base: type) -> type:
             super()._evaluate(step)
             rec = {k: v for k, v in self.history[-1].items() if k not in ("eval", "phase")}
             rec["target_test"] = selection_score("source_val", self.task, self.model, self.test, None, None)
-            for crit in ("snd", "im"):
-                rec[crit] = selection_score(crit, self.task, self.model, None, self.target_unlab, None)
+            prob = target_probabilities(self.task, self.model, self.target_unlab)  # one pass for both scores
+            rec["snd"], rec["im"] = soft_neighborhood_density(prob), information_maximization(prob)
             self.trace.append(rec)
 
     return Traced

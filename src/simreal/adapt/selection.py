@@ -104,12 +104,6 @@ def target_probabilities(task: Any, model: torch.nn.Module, target: DomainSource
     return np.concatenate([p["prob"] for p in predict_all(task, model, target)])
 
 
-def snd_score(task: Any, model: torch.nn.Module, target: DomainSource) -> float:
-    """Soft neighbourhood density of the model's class probabilities on the unlabelled target (higher is
-    better)."""
-    return soft_neighborhood_density(target_probabilities(task, model, target))
-
-
 def selection_score(
     policy: str, task: Any, model: torch.nn.Module, val: DomainSource | None, target: DomainSource | None,
     target_val: DomainSource | None,
@@ -125,7 +119,7 @@ def selection_score(
         return iwv_score(task, model, val, target)
     if policy == "snd":
         assert target is not None
-        return snd_score(task, model, target)
+        return soft_neighborhood_density(target_probabilities(task, model, target))
     if policy == "im":
         assert target is not None
         return information_maximization(target_probabilities(task, model, target))
