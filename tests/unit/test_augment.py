@@ -131,3 +131,46 @@ def test_flip_keeps_instance_masks_inside_their_flipped_boxes() -> None:
         np.testing.assert_array_equal([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], b)
     np.testing.assert_array_equal(out["masks"], masks[..., ::-1])
     np.testing.assert_array_equal(t["masks"], masks)  # input untouched
+
+
+def _box_of(m: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(m)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.mark.parametrize("cfg", [AugmentConfig(vflip=1.0), AugmentConfig(rot90=1.0)])
+@pytest.mark.parametrize("hw", [(16, 16), (12, 16)])
+def test_vflip_and_quarter_turns_move_masks_and_boxes_with_the_image(cfg: AugmentConfig, hw: tuple[int, int]) -> None:
+    """Each instance's box after the transform is the box of its transformed mask, and the image, the semantic
+    mask and the instance masks turn by the same ``torch.rot90`` / flip (non-square images: 180 degrees only)."""
+    h, w = hw
+    masks = np.zeros((2, h, w), np.uint8)
+    masks[0, 2:6, 1:5] = 1
+    masks[1, 7:11, 9:16] = 1
+    boxes = np.array([_box_of(m) for m in masks], np.float32)
+    sem = torch.from_numpy(masks[0] + 2 * masks[1]).long()
+    x = torch.from_numpy(np.repeat((masks[0] + 2 * masks[1])[None, None].astype(np.float32), 3, 1).repeat(8, 0))
+    targets = [{"boxes": boxes, "labels": np.array([1, 2]), "masks": masks, "mask": sem} for _ in range(8)]
+    y, out = augment_batch(x, targets, cfg, np.random.default_rng(3))
+    turns = set()
+    for i, t in enumerate(out):
+        for m, b in zip(t["masks"], t["boxes"], strict=True):
+            np.testing.assert_array_equal(_box_of(m), b)
+        assert torch.equal(y[i, 0], t["mask"].float())  # image and semantic mask moved together
+        np.testing.assert_array_equal(t["masks"][0] + 2 * t["masks"][1], t["mask"].numpy())
+        if cfg.rot90:
+            k = next(k for k in range(1, 4) if torch.equal(torch.rot90(x[i], k, (-2, -1)), y[i]))
+            turns.add(k)
+        else:
+            assert torch.equal(y[i], x[i].flip(-2))
+    np.testing.assert_array_equal(targets[0]["masks"], masks)  # inputs untouched
+    if cfg.rot90:
+        assert turns == ({1, 2, 3} if h == w else {2})  # 8 images: every quarter turn drawn for square images
+
+
+def test_new_augmentation_keys_leave_the_older_draws_unchanged() -> None:
+    """Draws are appended per key: adding vflip/rot90 must not change what an existing config's images get."""
+    d = draw_params(np.random.default_rng(7), 5)
+    old = np.random.default_rng(7)
+    for k in ("flip", "filter", "filter_strength", "brightness", "contrast", "saturation", "hue"):
+        np.testing.assert_array_equal(d[k], old.random(5))

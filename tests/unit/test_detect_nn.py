@@ -43,6 +43,11 @@ def test_published_squeezedet_backbone_and_strides() -> None:
     assert full(torch.rand(1, 3, 64, 96)).shape == (1, 768, 4, 6)
     tiny = SqueezeBackbone(tiny_config(8), 3, batch_norm=True)
     assert tiny.stride == 8 and tiny(torch.rand(2, 3, 48, 32)).shape[2:] == (6, 4)
+    s4 = SqueezeBackbone(tiny_config(8, stride=4), 3, batch_norm=True)  # the same layers but one pooling
+    assert s4.stride == 4 and s4(torch.rand(2, 3, 48, 32)).shape[2:] == (12, 8)
+    assert sum(p.numel() for p in s4.parameters()) == sum(p.numel() for p in tiny.parameters())
+    with pytest.raises(ValueError, match="stride must be 4 or 8"):
+        tiny_config(8, stride=2)
     res = ResNetBackbone("resnet18")
     assert res.stride == 16 and res(torch.rand(1, 3, 64, 64)).shape == (1, 512, 4, 4)
 

@@ -43,7 +43,7 @@ def test_classifier_metadata_matches_the_network(name: str) -> None:
     assert info.head == ("fc",) and isinstance(getattr(net, info.head[0]), torch.nn.Linear)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "squeezedet", "squeezedet_tiny"])
+@pytest.mark.parametrize("name", ["resnet18", "squeezedet", "squeezedet_tiny", "squeezedet_tiny_s4"])
 def test_detector_backbone_stride(name: str) -> None:
     net = create_model(name, "detector_backbone", in_channels=3, width=8, batch_norm=True).eval()
     info = model_info(name, "detector_backbone")

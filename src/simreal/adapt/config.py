@@ -51,10 +51,10 @@ class ModelConfig(StrictModel):
 
     arch: str | None = Field(None, description="architecture; allowed values depend on the task (classify/reid: "
                              "smallcnn, resnet18, resnet34, resnet50; segment: unet_small, unet_resnet18/34/50; "
-                             "detect: squeezedet_tiny, squeezedet, resnet18/34/50; instance: "
+                             "detect: squeezedet_tiny, squeezedet_tiny_s4, squeezedet, resnet18/34/50; instance: "
                              "maskrcnn_resnet18/34/50_fpn); default: the task's default")
     width: int = Field(32, ge=4, description="base channel width of the small networks (smallcnn, unet_small, "
-                                             "squeezedet_tiny)")
+                                             "squeezedet_tiny, squeezedet_tiny_s4)")
     weights: str | None = Field(None, description="local torchvision-format or simreal weights file for the "
                                                   "backbone, or a whole task model of the same config (a run's "
                                                   "checkpoints/final.safetensors); never downloaded")

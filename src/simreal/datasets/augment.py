@@ -1,8 +1,9 @@
-"""Training-time image augmentation for every task: horizontal flip, Gaussian blur or sharpening,
-and colour jitter (brightness, contrast, saturation, hue), configured by :class:`AugmentConfig`.
+"""Training-time image augmentation for every task: horizontal and vertical flips, quarter turns,
+Gaussian blur or sharpening, and colour jitter (brightness, contrast, saturation, hue), configured by
+:class:`AugmentConfig`.
 
 :func:`augment_batch` works on a batch of float images (N, C, H, W) in 0..1 with the per-sample
-targets of any task: a flip also flips segmentation masks (``target["mask"]``), instance masks
+targets of any task: a flip or turn also moves segmentation masks (``target["mask"]``), instance masks
 (``target["masks"]``, N x H x W) and boxes (``target["boxes"]``, xyxy in input pixels); class and
 identity targets are unchanged. Every random number comes from the generator passed in (the trainer
 derives it from (seed, step, domain)), and all of them are drawn whether or not an augmentation is
@@ -32,6 +33,12 @@ class AugmentConfig(StrictModel):
     hflip: float = Field(0.0, ge=0.0, le=1.0, description=(
         "Probability of a horizontal flip per image; masks and boxes are flipped with it. Leave 0 when "
         "classes are left/right specific (e.g. a glance to one side)."))
+    vflip: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "Probability of a vertical flip per image (views without an up: overhead, ceiling fisheye, aerial, "
+        "microscopy); masks and boxes are flipped with it."))
+    rot90: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "Probability of a quarter turn per image, by 90, 180 or 270 degrees (equally likely; 180 only for "
+        "non-square images); for views without an up, like vflip."))
     blur: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a Gaussian blur per image.")
     blur_sigma: tuple[float, float] = Field((0.3, 1.5), description=(
         "Range [low, high] of the blur's standard deviation in pixels of the training image (uniform draw)."))
@@ -63,7 +70,8 @@ class AugmentConfig(StrictModel):
     @property
     def enabled(self) -> bool:
         """True when any augmentation can change an image."""
-        return any((self.hflip, self.blur, self.sharpen, self.brightness, self.contrast, self.saturation, self.hue))
+        return any((self.hflip, self.vflip, self.rot90, self.blur, self.sharpen, self.brightness, self.contrast,
+                    self.saturation, self.hue))
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -120,10 +128,48 @@ def flip_target(t: Any, width: int) -> Any:
     return t
 
 
+def vflip_target(t: Any, height: int) -> Any:
+    """The target of a vertically flipped image of ``height`` pixels (masks and xyxy boxes flipped)."""
+    if not isinstance(t, dict) or not ({"mask", "masks", "boxes"} & t.keys()):
+        return t
+    t = dict(t)
+    if "mask" in t:
+        t["mask"] = t["mask"].flip(-2)
+    if "masks" in t:
+        t["masks"] = np.ascontiguousarray(np.asarray(t["masks"])[..., ::-1, :])
+    if "boxes" in t and len(t["boxes"]):
+        b = np.asarray(t["boxes"]).copy()
+        b[:, [1, 3]] = height - b[:, [3, 1]]
+        t["boxes"] = b
+    return t
+
+
+def rot90_target(t: Any, k: int, height: int, width: int) -> Any:
+    """The target of an image of ``height`` x ``width`` turned ``k`` quarter turns counter-clockwise as
+    ``torch.rot90(img, k, (-2, -1))`` turns it: a point (x, y) goes to (y, width - x) per turn."""
+    if not isinstance(t, dict) or not ({"mask", "masks", "boxes"} & t.keys()):
+        return t
+    t = dict(t)
+    k %= 4
+    if "mask" in t:
+        t["mask"] = torch.rot90(t["mask"], k, (-2, -1))
+    if "masks" in t:
+        t["masks"] = np.ascontiguousarray(np.rot90(np.asarray(t["masks"]), k, (-2, -1)))
+    if "boxes" in t and len(t["boxes"]):
+        b = np.asarray(t["boxes"], dtype=np.float64).copy()
+        h, w = height, width
+        for _ in range(k):
+            b = np.stack([b[:, 1], w - b[:, 2], b[:, 3], w - b[:, 0]], 1)
+            h, w = w, h
+        t["boxes"] = b.astype(np.asarray(t["boxes"]).dtype)
+    return t
+
+
 def draw_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Uniform draws for ``n`` images, always the same number whatever is enabled."""
+    """Uniform draws for ``n`` images, always the same number whatever is enabled (keys added later come
+    last, so the draws of the older ones do not change)."""
     return {k: rng.random(n) for k in ("flip", "filter", "filter_strength", "brightness", "contrast",
-                                       "saturation", "hue")}
+                                       "saturation", "hue", "vflip", "rot", "rot_k")}
 
 
 def augment_batch(x: torch.Tensor, targets: list[Any], cfg: AugmentConfig, rng: np.random.Generator,
@@ -138,12 +184,19 @@ def augment_batch(x: torch.Tensor, targets: list[Any], cfg: AugmentConfig, rng: 
     if not cfg.enabled or n == 0:
         return x, targets
     out, tg = [], list(targets)
-    width = int(x.shape[-1])
+    height, width = int(x.shape[-2]), int(x.shape[-1])
     for i in range(n):
         img = x[i]
         if u["flip"][i] < cfg.hflip:
             img = img.flip(-1)
             tg[i] = flip_target(tg[i], width)
+        if u["vflip"][i] < cfg.vflip:
+            img = img.flip(-2)
+            tg[i] = vflip_target(tg[i], height)
+        if u["rot"][i] < cfg.rot90:
+            k = 1 + min(2, int(3 * u["rot_k"][i])) if height == width else 2
+            img = torch.rot90(img, k, (-2, -1))
+            tg[i] = rot90_target(tg[i], k, height, width)
         img = _colour_jitter(img, cfg, {k: float(v[i]) for k, v in u.items()})
         f, s = float(u["filter"][i]), float(u["filter_strength"][i])
         if f < cfg.blur:

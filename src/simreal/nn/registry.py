@@ -121,11 +121,12 @@ def _det_resnet(arch: str) -> Callable[..., Any]:
     return build
 
 
-def _squeezedet(tiny: bool) -> Callable[..., Any]:
+def _squeezedet(tiny_stride: int | None) -> Callable[..., Any]:
     def build(in_channels: int = 3, width: int = 16, batch_norm: bool = True) -> Any:
         from simreal.nn.squeezedet import SQUEEZEDET, SqueezeBackbone, tiny_config
 
-        return SqueezeBackbone(tiny_config(width) if tiny else SQUEEZEDET, in_channels, batch_norm)
+        layers = SQUEEZEDET if tiny_stride is None else tiny_config(width, tiny_stride)
+        return SqueezeBackbone(layers, in_channels, batch_norm)
 
     return build
 
@@ -168,9 +169,12 @@ for _arch, _dim in _RESNET_DIMS.items():
     MODELS.register(f"unet_{_arch}", _unet_resnet(_arch), family="segmenter",
                     description=f"U-Net with a torchvision-layout {_arch} encoder", feature_dim=_dim, stride=32,
                     head="fc", torchvision_prefix="encoder.")
-MODELS.register("squeezedet_tiny", _squeezedet(True), family="detector_backbone",
-                description="a small SqueezeDet-style Fire backbone (width-scaled)")
-MODELS.register("squeezedet", _squeezedet(False), family="detector_backbone",
+MODELS.register("squeezedet_tiny", _squeezedet(8), family="detector_backbone",
+                description="a small SqueezeDet-style Fire backbone (width-scaled)", stride=8)
+MODELS.register("squeezedet_tiny_s4", _squeezedet(4), family="detector_backbone",
+                description="squeezedet_tiny at output stride 4, for objects of a few pixels (heads from a ceiling "
+                            "fisheye)", stride=4)
+MODELS.register("squeezedet", _squeezedet(None), family="detector_backbone",
                 description="the SqueezeDet backbone (Wu et al. 2017)", feature_dim=768, stride=16)
 for _arch, _dim in _RESNET_DIMS.items():
     MODELS.register(_arch, _det_resnet(_arch), family="detector_backbone",

@@ -29,12 +29,15 @@ SQUEEZEDET: list[Layer] = [
 ]
 
 
-def tiny_config(width: int = 16) -> list[Layer]:
-    """A narrow SqueezeDet for small images: output stride 8, channels scaled by ``width``."""
+def tiny_config(width: int = 16, stride: int = 8) -> list[Layer]:
+    """A narrow SqueezeDet for small images: output stride 8 (or 4, without the second pooling, for
+    objects smaller than 8 pixels), channels scaled by ``width``."""
+    if stride not in (4, 8):
+        raise ValueError(f"tiny_config: stride must be 4 or 8, got {stride}")
     w = max(4, int(width))
     s = max(2, w // 4)
     return [("conv", w, 3, 2), ("fire", s, w, w), ("pool",),
-            ("fire", 2 * s, 2 * w, 2 * w), ("pool",),
+            ("fire", 2 * s, 2 * w, 2 * w), *([("pool",)] if stride == 8 else []),
             ("fire", 3 * s, 3 * w, 3 * w), ("fire", 3 * s, 3 * w, 3 * w)]
 
 
