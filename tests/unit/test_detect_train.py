@@ -95,6 +95,12 @@ def test_tiny_detector_learns_squares(tmp_path: Path, squares: dict[str, Path]) 
     assert set(res["per_class"]) == {"red", "green"}
     dets = json.loads((tmp_path / "run/eval/test/detections.json").read_text())
     assert dets and max(d["bbox"][0] + d["bbox"][2] for d in dets) > 48  # original 64 px coordinates
+    # the F1 sweep agrees with the operating point's figures and its best entry is the reported best
+    at = {r["threshold"]: r for r in res["f1_sweep"]}
+    assert at[0.3]["f1"] == pytest.approx(res["f1"]) and at[0.3]["precision"] == pytest.approx(res["precision"])
+    assert res["best_f1"] == max(r["f1"] for r in res["f1_sweep"]) == at[res["best_f1_threshold"]]["f1"]
+    assert [r["recall"] for r in res["f1_sweep"]] == sorted((r["recall"] for r in res["f1_sweep"]), reverse=True)
+    assert "Score threshold sweep" in (tmp_path / "run/eval/test/report.md").read_text()
 
 
 def test_dataset_without_boxes_is_one_error_line(tmp_path: Path, squares: dict[str, Path]) -> None:

@@ -73,6 +73,11 @@ def write_eval_report(out: Path, task: Any, model: Any, src: Any, meta: dict[str
         cols = list(next(iter(res["per_class"].values())))
         lines += ["", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {c} | " + " | ".join(_fmt(r.get(k)) for k in cols) + " |" for c, r in res["per_class"].items()]
+    if res.get("f1_sweep"):  # detection: the operating point is a choice
+        lines += ["", "Score threshold sweep (IoU 0.5; the best F1 here is chosen with these labels):", "",
+                  "| threshold | precision | recall | F1 |", "|---|---|---|---|"]
+        lines += [f"| {r['threshold']:.2f} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['f1'])} |"
+                  for r in res["f1_sweep"]]
     if "confusion_matrix" in res:
         lines += ["", "Confusion matrix (rows = true class): ![confusion](confusion.png)"]
     for png in ("roc.png", "pr.png", "pr_image.png", "cmc.png", "samples.png"):

@@ -90,6 +90,19 @@ def _pr_curves(task: Any, gts: list[dict[str, Any]], ign: list[dict[str, Any]], 
     return curves
 
 
+SWEEP = tuple(round(0.05 * k, 2) for k in range(1, 20))  # score thresholds of the F1 sweep: 0.05 .. 0.95
+
+
+def f1_sweep(gts: list[dict[str, Any]], ign: list[dict[str, Any]], dets: list[dict[str, Any]],
+             thresholds: tuple[float, ...] = SWEEP) -> list[dict[str, float]]:
+    """Precision, recall and F1 at IoU 0.5 at each score threshold (all classes pooled)."""
+    out = []
+    for t in thresholds:
+        r = prf_ignoring(gts, ign, dets, t)
+        out.append({"threshold": t, "precision": r["precision"], "recall": r["recall"], "f1": r["f1"]})
+    return out
+
+
 def detection_eval(task: Any, preds: list[dict[str, Any]], targets: list[Any], out: Path) -> dict[str, Any]:
     """Detection figures and plots for ``simreal eval``."""
     from simreal.metrics.plots import save_curves
@@ -105,6 +118,11 @@ def detection_eval(task: Any, preds: list[dict[str, Any]], targets: list[Any], o
                            "detections": sum(d["score"] > thr for d in dets), "score_threshold": thr,
                            "precision": prf["precision"], "recall": prf["recall"], "f1": prf["f1"],
                            "mAP": cm["AP"], "AP50": cm["AP50"], "AP75": cm["AP75"], "AR100": cm["AR100"]}
+    # the operating point is a choice: F1 at every threshold, and the best one (chosen with THESE labels, so an
+    # optimistic figure on a test set; choose it on labelled synthetic or validation data and read it off here)
+    res["f1_sweep"] = f1_sweep(gts, ign, dets)
+    best = max(res["f1_sweep"], key=lambda r: r["f1"])
+    res["best_f1"], res["best_f1_threshold"] = best["f1"], best["threshold"]
     per_class: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(task.class_names):
         cid = k + 1
