@@ -91,3 +91,35 @@ def test_float16_on_the_cpu_warns_once_and_bf16_does_not(capsys: pytest.CaptureF
     Compute.create("cpu", "bf16-mixed")
     Compute.create("cpu", "32")
     assert capsys.readouterr().err == ""
+
+
+def test_channels_last_places_conv_weights_nhwc_and_trains_the_same_model() -> None:
+    """``channels_last`` changes the memory layout only: the same DANN run (convolutions, a multi-level patch
+    discriminator, Adam) ends at the same weights to float rounding, and its conv weights really are NHWC."""
+    from simreal.adapt.config import MethodConfig, OptimConfig, SelectionConfig
+    from simreal.adapt.trainer import Trainer
+    from simreal.datasets.torchdata import ArraySource
+    from simreal.tasks.classify import ClassifyTask
+
+    g = torch.Generator().manual_seed(0)
+    x_s, x_t = torch.rand(24, 3, 16, 16, generator=g), torch.rand(16, 3, 16, 16, generator=g)
+    method = MethodConfig.model_validate({"name": "dann", "levels": [{"name": "stage2"}, {"name": "pooled"}]})
+    out = []
+    for cl in (False, True):
+        torch.manual_seed(0)
+        task = ClassifyTask(2)
+        model = task.build_model("smallcnn", 3, (16, 16), width=8)
+        sources = [(ArraySource("s", 0, x_s, [i % 2 for i in range(24)]), "source"),
+                   (ArraySource("t", 1, x_t, None, labelled=False), "target")]
+        tr = Trainer(task, model, sources, method, OptimConfig(steps=8, batch_per_domain=4),
+                     SelectionConfig(policy="last"), seed=1, progress=False,
+                     compute=Compute.create("cpu", channels_last=cl))
+        convs = [m.weight for m in tr.model.modules() if isinstance(m, nn.Conv2d)]
+        assert convs and all(w.is_contiguous(memory_format=torch.channels_last) == cl for w in convs
+                             if w.shape[-1] > 1)  # a 1x1 kernel is both layouts at once
+        out.append({k: v.clone() for k, v in tr.fit().model.state_dict().items()})
+    assert out[0].keys() == out[1].keys()
+    for k in out[0]:
+        torch.testing.assert_close(out[1][k], out[0][k], rtol=1e-4, atol=1e-5, msg=k)
+    assert ComputeSettings().channels_last is False
+    assert load_config(ComputeSettings, {"channels_last": True}).channels_last

@@ -241,7 +241,7 @@ def train(config: TrainConfig | str | Path | dict[str, Any], out: str | Path, *,
     out = Path(out)
     if (out / "config.yaml").is_file() and not (out / "run.json").is_file():
         raise RunError(f"{out}: a run folder of an older simreal (no run.json); use a new --out")
-    with compute(cfg.device, cfg.precision, cfg.deterministic) as ctx:
+    with compute(cfg.device, cfg.precision, cfg.deterministic, channels_last=cfg.channels_last) as ctx:
         return _train(cfg, out, ctx, progress)
 
 

@@ -125,7 +125,7 @@ class Trainer:
         self.ctx = compute or Compute()
         self.progress = progress and self.ctx.is_main
         self.workers = workers
-        self.model = model.to(self.ctx.device)
+        self.model = self.ctx.place(model)
         self.net: nn.Module = self.model  # what training forward passes go through (DDP-wrapped in a job)
         self.disc_net: nn.Module | None = None
         self.feat_net: nn.Module | None = None
@@ -202,7 +202,7 @@ class Trainer:
             if self.method.levels:  # multi-level adaptation (its own module)
                 from simreal.adapt.multilevel import build_multilevel
 
-                self.disc = build_multilevel(self.method, self.model, self.task, ph.sources, self.seed).to(dev)
+                self.disc = self.ctx.place(build_multilevel(self.method, self.model, self.task, ph.sources, self.seed))
             else:
                 self.disc = DomainDiscriminator(self.model.feature_dim, len(ph.sources),
                                                 tuple(self.method.disc_hidden)).to(dev)

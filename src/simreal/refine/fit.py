@@ -195,7 +195,7 @@ def train(
     ov = dict(overrides or {})
     ov.update({k: v for k, v in (("device", device), ("precision", precision)) if v is not None})
     cfg = load_config(RefinerConfig, config, ov)
-    with compute(cfg.device, cfg.precision, cfg.deterministic) as ctx:
+    with compute(cfg.device, cfg.precision, cfg.deterministic, channels_last=cfg.channels_last) as ctx:
         return _train(source, target, out, cfg, ctx, progress)
 
 
@@ -229,7 +229,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     total_epochs = t.epochs + t.epochs_decay
     log = store.logger("refine")
     torch.manual_seed(t.seed)
-    model = build_model(cfg, channels).to(ctx.device)
+    model = ctx.place(build_model(cfg, channels))
     model.amp = ctx
     model.train()
     start_epoch = 0
