@@ -64,7 +64,7 @@ class RareObjectConfig:
     base_width: int = 16
     archs: tuple[str, ...] = ARCHS
     rows: tuple[str, ...] = ROWS
-    steps: dict[str, int] = field(default_factory=lambda: {"classifier": 500, "unet": 400, "maskrcnn": 300})
+    steps: dict[str, int] = field(default_factory=lambda: {"classifier": 500, "unet": 300, "maskrcnn": 300})
     batch: dict[str, int] = field(default_factory=lambda: {"classifier": 16, "unet": 8, "maskrcnn": 4})
     lr: dict[str, float] = field(default_factory=lambda: {"classifier": 2e-3, "unet": 2e-3, "maskrcnn": 2e-3})
     alpha: float = 0.1
