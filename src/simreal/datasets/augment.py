@@ -111,35 +111,20 @@ def hue_rotate(img: torch.Tensor, turns: float) -> torch.Tensor:
     return torch.einsum("dc,chw->dhw", m, img)
 
 
-def flip_target(t: Any, width: int) -> Any:
-    """The target of a horizontally flipped image of ``width`` pixels (masks, per-instance ``masks`` and xyxy
-    boxes flipped)."""
+def flip_target(t: Any, size: int, axis: int = -1) -> Any:
+    """The target of an image flipped along ``axis`` (-1: horizontally, ``size`` = its width; -2: vertically,
+    ``size`` = its height): masks, per-instance ``masks`` (N, H, W numpy) and xyxy boxes flipped."""
     if not isinstance(t, dict) or not ({"mask", "masks", "boxes"} & t.keys()):
         return t
     t = dict(t)
     if "mask" in t:
-        t["mask"] = t["mask"].flip(-1)
-    if "masks" in t:  # instance task: (N, H, W) numpy
-        t["masks"] = np.ascontiguousarray(np.asarray(t["masks"])[..., ::-1])
-    if "boxes" in t and len(t["boxes"]):
-        b = np.asarray(t["boxes"]).copy()
-        b[:, [0, 2]] = width - b[:, [2, 0]]
-        t["boxes"] = b
-    return t
-
-
-def vflip_target(t: Any, height: int) -> Any:
-    """The target of a vertically flipped image of ``height`` pixels (masks and xyxy boxes flipped)."""
-    if not isinstance(t, dict) or not ({"mask", "masks", "boxes"} & t.keys()):
-        return t
-    t = dict(t)
-    if "mask" in t:
-        t["mask"] = t["mask"].flip(-2)
+        t["mask"] = t["mask"].flip(axis)
     if "masks" in t:
-        t["masks"] = np.ascontiguousarray(np.asarray(t["masks"])[..., ::-1, :])
+        t["masks"] = np.ascontiguousarray(np.flip(np.asarray(t["masks"]), axis))
     if "boxes" in t and len(t["boxes"]):
         b = np.asarray(t["boxes"]).copy()
-        b[:, [1, 3]] = height - b[:, [3, 1]]
+        lo, hi = (0, 2) if axis == -1 else (1, 3)
+        b[:, [lo, hi]] = size - b[:, [hi, lo]]
         t["boxes"] = b
     return t
 
@@ -192,7 +177,7 @@ def augment_batch(x: torch.Tensor, targets: list[Any], cfg: AugmentConfig, rng: 
             tg[i] = flip_target(tg[i], width)
         if u["vflip"][i] < cfg.vflip:
             img = img.flip(-2)
-            tg[i] = vflip_target(tg[i], height)
+            tg[i] = flip_target(tg[i], height, axis=-2)
         if u["rot"][i] < cfg.rot90:
             k = 1 + min(2, int(3 * u["rot_k"][i])) if height == width else 2
             img = torch.rot90(img, k, (-2, -1))
