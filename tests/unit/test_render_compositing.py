@@ -3,6 +3,7 @@ blocks the light by the analytic amount; auto-exposure and the tone curve."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from simreal.render import film
 from simreal.render.backends.mitsuba import MitsubaBackend
 from simreal.render.camera import Camera, look_at
-from simreal.render.compositing import finish, shadow_ratio, shadow_window, soften
+from simreal.render.compositing import environment_upsampling, finish, shadow_ratio, shadow_window, soften
 from simreal.render.primitives import primitive
 from simreal.render.scene import Instance, Light, Material, SceneData
 
@@ -262,3 +263,14 @@ def test_auto_exposure_over_photos_shows_a_grey_card_at_the_photos_brightness_ov
     assert ((auto > 0.92) & (auto < 1.08)).all(), np.sort(auto)
     fixed = np.array(shown[False])
     assert ((fixed < 0.5) | (fixed > 2.0)).sum() >= 10, np.sort(fixed)
+
+
+def test_environment_upsampling_is_camera_pixels_per_map_texel() -> None:
+    """A 1024-texel map spans 2π: 163 texels per radian; a 256-px, 40° pinhole has 351.7 px per radian at its
+    centre (128 / tan 20°), so the map is enlarged 2.16 times; no map: 1."""
+    scene = _scene(None, res=256, fov=40.0)
+    assert environment_upsampling(scene) == 1.0
+    scene = dataclasses.replace(scene, env_image=np.zeros((512, 1024, 3), np.float32))
+    expected = (128 / np.tan(np.radians(20))) / (1024 / (2 * np.pi))
+    assert environment_upsampling(scene) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(2.158, abs=1e-3)

@@ -31,7 +31,7 @@ def sample_material(rng: np.random.Generator, spec: MaterialSpec, lib: AssetLibr
                     textured: bool = True) -> dict[str, Any]:
     """Base colour, roughness, metallic and an optional texture (procedural or from the folder)."""
     m: dict[str, Any] = {
-        "base_color": random_color(rng),
+        "base_color": random_color(rng, saturation=spec.saturation, value=spec.value),
         "roughness": float(rng.uniform(*spec.roughness)),
         "metallic": float(rng.uniform(*spec.metallic)),
         "texture": None,
@@ -40,7 +40,7 @@ def sample_material(rng: np.random.Generator, spec: MaterialSpec, lib: AssetLibr
         if lib.textures and (not spec.textures.procedural or rng.random() < 0.5):
             m["texture"] = {"kind": "file", "file": lib.textures[int(rng.integers(len(lib.textures)))].name}
         elif spec.textures.procedural:
-            m["texture"] = sample_texture_params(rng, spec.textures.procedural)
+            m["texture"] = sample_texture_params(rng, spec.textures.procedural, spec.saturation, spec.value)
     m["wear"] = sample_wear_params(rng, spec.wear) if textured and rng.random() < spec.wear_probability else None
     return m
 

@@ -54,11 +54,16 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
         idx = [i for i, inst in enumerate(scene.instances) if inst.label == k]
         amodal[k] = amodal_mask(backend, scene, labels, pixel_label, idx, k)
     mask, anns = annotate(scene, labels, amodal, cfg.annotation.min_visibility)
+    region = None
     if cfg.photographic:
-        image = photographic_image(cfg, params, scene, backend, rgba)
+        image, region = photographic_image(cfg, params, scene, backend, rgba, seed)
     else:
         image = composite(rgba, background_image(cfg, params))
-    if params["post"]:
+    if params["post"] and region is not None:
+        from simreal.render.plate import post_on_rendered
+
+        image = post_on_rendered(image, params["post"], region, lib.luts)
+    elif params["post"]:
         from simreal.render.post import apply_post
 
         image = apply_post(image, params["post"], lib.luts)
@@ -98,9 +103,18 @@ def render_sample(task: tuple[str, int, int]) -> dict[str, Any]:
 
 
 def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneData, backend: MitsubaBackend,
-                       rgba: np.ndarray) -> np.ndarray:
-    """Objects over the photo or environment with their shadows, auto-exposed and tone mapped."""
-    from simreal.render.compositing import environment_background, finish, scene_irradiance, shadow_ratio, soften
+                       rgba: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Objects over the photo or environment with their shadows, auto-exposed and tone mapped; and, when
+    ``film.post_scope`` is ``rendered`` and the background is a capture (a photo or the environment map),
+    the region the post effects are confined to (``simreal.render.plate``; None: the whole frame)."""
+    from simreal.render.compositing import (
+        environment_background,
+        environment_upsampling,
+        finish,
+        scene_irradiance,
+        shadow_ratio,
+        soften,
+    )
     from simreal.render.film import to_uint8
 
     bg = params["background"]
@@ -112,19 +126,34 @@ def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneDat
 
         src = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
         rgba = soften(rgba, cfg.resolution[0] / photo_crop_box(bg, (src.shape[1], src.shape[0]), cfg.resolution)[2])
+    elif bg["kind"] == "environment" and cfg.film.post_scope == "rendered":  # nor than the map behind them
+        rgba = soften(rgba, environment_upsampling(scene))
     ratio = None
     if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
         g = cfg.background.ground
         ratio = shadow_ratio(backend, scene, g.catcher_spp, rgba[..., 3], scale=g.catcher_scale)
     key = params["film"]["key"] if cfg.film.auto_exposure else None
     ev = float(params["camera"]["exposure"])
-    if photo_like:
-        image, _ = finish(rgba, ratio, photo=to_uint8(background_image(cfg, params)), key=key, curve=cfg.film.tone,
-                          irradiance=scene_irradiance(scene), ev=ev)
-    else:
+    if not photo_like:
         image, _ = finish(rgba, ratio, environment=environment_background(scene), key=key, curve=cfg.film.tone,
                           ev=ev)
-    return image
+        if cfg.film.post_scope != "rendered" or bg["kind"] != "environment":
+            return image, None
+        from simreal.render.plate import rendered_region
+
+        return image, rendered_region(rgba[..., 3], ratio)
+    photo = to_uint8(background_image(cfg, params))
+    image, _ = finish(rgba, ratio, photo=photo, key=key, curve=cfg.film.tone, irradiance=scene_irradiance(scene),
+                      ev=ev)
+    if cfg.film.match_noise:
+        from simreal.render.plate import estimate_noise, match_noise
+
+        image = match_noise(image, estimate_noise(photo), np.clip(rgba[..., 3], 0.0, 1.0), seed)
+    if cfg.film.post_scope != "rendered":
+        return image, None
+    from simreal.render.plate import rendered_region
+
+    return image, rendered_region(rgba[..., 3], ratio)
 
 
 def amodal_mask(backend: MitsubaBackend, scene: Any, labels: np.ndarray, pixel_label: np.ndarray, idx: list[int],

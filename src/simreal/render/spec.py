@@ -83,6 +83,9 @@ class MaterialSpec(StrictModel):
 
     roughness: UnitRange = Field((0.2, 0.9), description="principled BSDF roughness range")
     metallic: UnitRange = Field((0.0, 0.3), description="principled BSDF metallic range")
+    saturation: UnitRange = Field((0.2, 0.9), description="HSV saturation range of base colours (and of the "
+                                                          "procedural textures' colours)")
+    value: UnitRange = Field((0.2, 0.95), description="HSV value range of base colours")
     textures: TextureSpec = Field(default_factory=TextureSpec, description="textures of primitives, meshes without "
                                                                            "their own, distractors and the ground")
     wear_probability: float = Field(0.3, ge=0.0, le=1.0, description="chance that an object gets dust, grime and "
@@ -233,6 +236,15 @@ class FilmSpec(StrictModel):
     key: Annotated[tuple[float, float], _range(0, 1, True, False, "values in (0, 1]")] = Field(
         (0.12, 0.22), description="scene-linear mid grey the metered frame is exposed to (photo backgrounds: the "
                                   "photo's own brightness is the key instead)")
+    match_noise: bool = Field(False, description="give the rendered objects the noise measured in the background "
+                                                 "photo (per channel, Immerkaer's estimator), as a compositor "
+                                                 "matches grain: a denoised render is otherwise cleaner than the "
+                                                 "photo around it")
+    post_scope: Literal["frame", "rendered"] = Field(
+        "frame", description="where the camera effects (post) apply when the background is a capture (a photo or "
+                             "the environment map): frame: the whole image (old tiers); rendered: only where the "
+                             "render drew objects or shadows (blur, grain, JPEG; no LUT or vignette; the objects "
+                             "softened as much as the enlarged map): the capture went through its own camera once")
 
 
 class DistractorSpec(StrictModel):

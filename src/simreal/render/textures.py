@@ -74,8 +74,10 @@ def value_noise(size: tuple[int, int], period: float, seed: int, octaves: int = 
     return (out - lo) / (hi - lo) if hi > lo else np.full((h, w), 0.5, np.float32)
 
 
-def sample_texture_params(rng: np.random.Generator, kinds: Sequence[str] = TEXTURE_KINDS) -> dict:
-    """Draw params for one procedural texture; ``kinds`` restricts the kinds chosen from.
+def sample_texture_params(rng: np.random.Generator, kinds: Sequence[str] = TEXTURE_KINDS,
+                          saturation: Sequence[float] = (0.2, 0.9), value: Sequence[float] = (0.2, 0.95)) -> dict:
+    """Draw params for one procedural texture; ``kinds`` restricts the kinds chosen from; its two
+    colours are drawn within the HSV ``saturation`` and ``value`` ranges.
 
     Returns ``{"kind", "colors": [[r,g,b], [r,g,b]], ...}`` plus per kind: noise ``period``
     (fraction of the texture height), ``octaves``, ``persistence``, ``seed``; stripes ``angle``
@@ -88,7 +90,8 @@ def sample_texture_params(rng: np.random.Generator, kinds: Sequence[str] = TEXTU
         raise ConfigError(f"texture kinds {bad or kinds}: expected a non-empty subset of "
                           f"{list(TEXTURE_KINDS)}")
     kind = kinds[int(rng.integers(len(kinds)))]
-    colors = [random_color(rng), random_color(rng)]
+    colors = [random_color(rng, saturation=saturation, value=value),
+              random_color(rng, saturation=saturation, value=value)]
     p = {"kind": kind, "colors": colors}
     period = float(rng.uniform(0.05, 0.5))
     octaves = int(rng.integers(2, 6))
