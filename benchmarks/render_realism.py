@@ -213,11 +213,13 @@ def render_crops(folder: Path, n: int, rng: np.random.Generator, object_rng: np.
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, groups: list[str], device: torch.device, epochs: int,
-                   seed: int, repeats: int = 1) -> list[float]:
-    """Balanced held-out accuracy of a fresh SmallCNN per fold, 5 grouped folds × ``repeats`` shuffles."""
+                   seed: int, repeats: int = 1) -> tuple[list[float], np.ndarray]:
+    """Balanced held-out accuracy of a fresh SmallCNN per fold, 5 grouped folds × ``repeats`` shuffles; and
+    per sample, the share of its held-out predictions that said "render"."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     accs = []
+    said_render, held_out = np.zeros(len(y)), np.zeros(len(y))
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0
     yt = torch.from_numpy(y).long()
     splits = [split for r in range(repeats) for split in
@@ -248,10 +250,12 @@ def cross_validate(x: np.ndarray, y: np.ndarray, groups: list[str], device: torc
         net.eval()
         with torch.no_grad():
             pred = net(((xt[te] - mean) / std).to(device)).argmax(1).cpu()
+        said_render[te] += pred.numpy() == 1
+        held_out[te] += 1
         yte = yt[te]
         recalls = [float((pred[yte == c] == c).float().mean()) for c in (0, 1) if (yte == c).any()]
         accs.append(float(np.mean(recalls)))
-    return accs
+    return accs, said_render / np.maximum(held_out, 1)
 
 
 def main() -> None:
@@ -321,8 +325,15 @@ def main() -> None:
             fake = fakes
             x = np.stack(reals + fake).astype(np.uint8)
             y = np.array([0] * len(reals) + [1] * len(fake))
-            accs = cross_validate(x, y, groups, device, args.epochs, args.seed, args.repeats)
+            accs, said = cross_validate(x, y, groups, device, args.epochs, args.seed, args.repeats)
             results[tier, protocol] = accs
+            kinds = [g.split(":")[0] for g in groups]  # photo / hdr / hdrmap (real); photo / hdrmap / render
+            share = {}
+            for cls, name in ((0, "real"), (1, "render")):
+                for kind in sorted({k for k, c in zip(kinds, y, strict=True) if c == cls}):
+                    sel = (y == cls) & (np.array(kinds) == kind)
+                    share[f"{name} {kind}"] = f"{100 * said[sel].mean():.0f} % of {int(sel.sum())}"
+            print(f"    called 'render', by class and source kind: {share}", flush=True)
             print(f"{tier} [{protocol}]: {len(fake)} render crops vs {len(reals)} real, "
                   f"{len(set(groups))} groups; accuracy {100 * np.mean(accs):.1f} ± {100 * np.std(accs):.1f} % "
                   f"({len(accs)} folds); {time.perf_counter() - t0:.0f}s", flush=True)
