@@ -35,7 +35,7 @@ Also images/s of the two high tiers at 256² (2 workers, wall clock incl. start-
 from the same run.
 
 Usage: python benchmarks/render_realism.py [--count 48] [--crops 8] [--repeats 3] [--work DIR] [--device auto]
-    [--tiers low high_v1 high my_scene.yaml]
+    [--tiers low high_v1 high my_scene.yaml] [--empty]
 (``--work`` keeps the rendered datasets so a rerun skips rendering).
 """
 
@@ -269,6 +269,9 @@ def main() -> None:
     ap.add_argument("--tiers", nargs="+", default=list(TIERS),
                     help="builtin tiers or scene YAML files; the old high tier (high_v1) and the newest (high) "
                          "are compared when both are given")
+    ap.add_argument("--empty", action="store_true",
+                    help="also judge the newest tier with nothing rendered (no objects, distractors or shadows): "
+                         "the share of the judge's accuracy its backgrounds alone explain")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the judge")
     ap.add_argument("--work", type=Path, default=None, help="keep rendered datasets here (resumable)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -308,6 +311,14 @@ def main() -> None:
           f"{len(ctrl)} ({len(set(ctrl_groups))} groups)", flush=True)
     rates = {}
     results: dict[tuple[str, str], list[float]] = {}
+    if args.empty:  # the newest tier with nothing rendered: what its backgrounds alone give away
+        import yaml
+
+        empty = yaml.safe_load(tier_path("high").read_text())
+        empty.update(name="high_empty", negatives=1.0)
+        empty["distractors"]["count"] = [0, 0]
+        (work / "high_empty.yaml").write_text(yaml.safe_dump(empty))
+        args.tiers.append(str(work / "high_empty.yaml"))
     tiers = [tier_name(t) for t in args.tiers]
     for tier, spec in zip(tiers, args.tiers, strict=True):
         t0 = time.perf_counter()

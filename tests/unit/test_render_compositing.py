@@ -274,3 +274,39 @@ def test_environment_upsampling_is_camera_pixels_per_map_texel() -> None:
     expected = (128 / np.tan(np.radians(20))) / (1024 / (2 * np.pi))
     assert environment_upsampling(scene) == pytest.approx(expected, rel=1e-9)
     assert expected == pytest.approx(2.158, abs=1e-3)
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "lanczos"])
+def test_photo_background_is_the_drawn_crop_resized_with_the_chosen_filter(tmp_path: Path, resample: str) -> None:
+    """``background.photo_scale`` bounds the crop drawn (1: the whole photo) and ``photo_resample`` the filter:
+    the background equals Pillow's resize of exactly that crop with that filter."""
+    from PIL import Image
+
+    from simreal.config import load_config
+    from simreal.render.api import tier_path
+    from simreal.render.build import background_image
+    from simreal.render.library import build_library
+    from simreal.render.randomize import sample_params
+    from simreal.render.spec import SceneConfig
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo).save(tmp_path / "photos" / "p.png")
+    cfg = load_config(SceneConfig, tier_path("high"), {
+        "resolution": [32, 24], "background.weights": {"photo": 1.0},
+        "background.photo_folder": str(tmp_path / "photos"), "background.photo_scale": [1.0, 1.0],
+        "background.photo_resample": resample, "lighting.environment.folder": _hdr_folder(tmp_path)})
+    lib = build_library(cfg)
+    params = sample_params(cfg, lib, np.random.default_rng(3))
+    assert params["background"]["scale"] == 1.0
+    img = background_image(cfg, params)
+    filt = Image.Resampling.LANCZOS if resample == "lanczos" else Image.Resampling.BILINEAR
+    expected = np.asarray(Image.fromarray(photo).resize((32, 24), filt), np.float32) / 255.0
+    expected = expected[:, ::-1] if params["background"]["flip"] else expected
+    np.testing.assert_array_equal(img, expected)
+    scales = [sample_params(load_config(SceneConfig, tier_path("high"), {
+        "background.weights": {"photo": 1.0}, "background.photo_folder": str(tmp_path / "photos"),
+        "background.photo_scale": [0.8, 0.9], "lighting.environment.folder": _hdr_folder(tmp_path)}), lib,
+        np.random.default_rng(i))["background"]["scale"] for i in range(20)]
+    assert 0.8 <= min(scales) and max(scales) <= 0.9

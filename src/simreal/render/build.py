@@ -214,8 +214,9 @@ def background_image(cfg: SceneConfig, params: dict[str, Any]) -> np.ndarray | N
         img = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
         x0, y0, side_w, side_h = photo_crop_box(bg, (img.shape[1], img.shape[0]), (w, h))
 
-        crop = Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR,
-                                           box=(x0, y0, x0 + side_w, y0 + side_h))
+        resample = (Image.Resampling.LANCZOS if cfg.background.photo_resample == "lanczos"
+                    else Image.Resampling.BILINEAR)
+        crop = Image.fromarray(img).resize((w, h), resample, box=(x0, y0, x0 + side_w, y0 + side_h))
         arr = np.asarray(crop, dtype=np.float32) / 255.0
         return arr[:, ::-1] if bg.get("flip") else arr
     return None

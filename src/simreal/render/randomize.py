@@ -179,7 +179,7 @@ def _sample_background(rng: np.random.Generator, cfg: SceneConfig, lib: AssetLib
         bg.update({
             "file": lib.photos[int(rng.integers(len(lib.photos)))].name,
             "mode": cfg.background.photo_mode,
-            "scale": float(rng.uniform(0.5, 1.0)),
+            "scale": float(rng.uniform(*cfg.background.photo_scale)),
             "cx": float(rng.random()), "cy": float(rng.random()),
             "flip": bool(rng.random() < 0.5),
         })

@@ -194,6 +194,12 @@ class BackgroundSpec(StrictModel):
                                                        "beside each), builtin:photos or builtin:ground-photos")
     photo_mode: Literal["composite", "envmap"] = Field(
         "composite", description="composite: the photo behind the objects; envmap: the photo as environment map")
+    photo_scale: Annotated[tuple[float, float], _range(0, 1, True, False, "values in (0, 1]")] = Field(
+        (0.5, 1.0), description="side of the photo crop shown, as a fraction of the largest crop of the image's "
+                                "aspect (1: the whole photo; smaller crops are enlarged, hence softer)")
+    photo_resample: Literal["bilinear", "lanczos"] = Field(
+        "bilinear", description="filter resizing the photo crop to the image: lanczos keeps a downscaled photo as "
+                                "sharp as a camera's own downscaling")
     ground: GroundSpec = Field(default_factory=GroundSpec, description="shadow catcher and photo perspective")
 
     @model_validator(mode="after")
