@@ -12,14 +12,19 @@ new tier lights with the five HDR maps not held out. Every image gives ``--crops
 crops (64-128 px of a 256 px image, real photos first scaled to 256 px on their short side),
 resized to 64².
 
-Three protocols, each 5-fold cross-validation repeated ``--repeats`` times with fresh shuffles (sklearn's
+Four protocols, each 5-fold cross-validation repeated ``--repeats`` times with fresh shuffles (sklearn's
 StratifiedGroupKFold), a fresh ``simreal.nn.SmallCNN`` per fold; reported: balanced held-out accuracy,
 mean ± std over all folds.
 
-- ``issue`` (as the issue specified): real = natural photos + held-out HDR views; groups: an HDR view
+- ``natural`` (the first reading of the issue): real = the natural photos (not the renders' background photos)
+  + held-out HDR views; groups: an HDR view
   sector, a photo, a render never straddles train and test. Weakness: the renders' background photos and
   HDR maps never occur in the real class, so a judge can call a crop "render" from its *content* alone
   (a crop of gravel is a render crop in every fold), whatever the tier does to make it look photographic.
+- ``literal`` (the issue's words: "the photos shipped in scikit-learn, scikit-image and matplotlib, plus
+  perspective crops of held-out HDR environments"): real = every shipped photo, the renders' background
+  photos included, + the held-out HDR views; groups are sources, as in ``controlled``. The five render HDR
+  maps are not in the real class, so renders over them can still be told by content.
 - ``controlled`` (content-controlled): the real class also holds raw crops of every render background
   (the seven photos as they are, views of the five render HDR maps developed like the held-out ones), and
   the groups are *sources*: a background photo's raw crops and every render crop on it share one group,
@@ -68,7 +73,7 @@ REAL_PHOTOS = ("matplotlib-grace_hopper.jpg", "skimage-astronaut.png", "skimage-
                "sklearn-flower.jpg", "skimage-rocket.jpg", "skimage-coins.png", "skimage-moon.png")
 HELD_OUT_HDRS = ("courtyard.exr", "forest.exr", "sunset.exr")
 TIERS = ("low", "high_v1", "high")
-PROTOCOLS = ("issue", "controlled", "object")
+PROTOCOLS = ("natural", "literal", "controlled", "object")
 SIZE = 64
 RES = 256
 
@@ -182,7 +187,7 @@ def render_crops(folder: Path, n: int, rng: np.random.Generator, object_rng: np.
                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[str]]:
     """``n`` random crops per render and ``n`` crops holding its first annotated object (random crops where it
     has none; drawn from ``object_rng``, so the random crops do not depend on them); two group labels per
-    crop: the render (protocol ``issue``) and its background source (``photo:<file>``, ``hdrmap:<file>`` or
+    crop: the render (protocol ``natural``) and its background source (``photo:<file>``, ``hdrmap:<file>`` or
     the render)."""
     import json
 
@@ -306,6 +311,7 @@ def main() -> None:
     ctrl, ctrl_groups = real_photo_crops(-(-n_render // 2 // len(ground)), rng, ground)
     env, env_groups = hdr_view_crops(views, -(-n_render // 2 // (views * len(render_hdrs))), rng, render_hdrs,
                                      whole_map_groups=True)
+    ground_crops, ground_groups = ctrl, ctrl_groups  # protocol "literal": every shipped photo is real
     ctrl, ctrl_groups = ctrl + env, ctrl_groups + env_groups
     print(f"real crops: {len(real)} ({len(set(real_groups))} groups); controls (raw render backgrounds): "
           f"{len(ctrl)} ({len(set(ctrl_groups))} groups)", flush=True)
@@ -328,7 +334,8 @@ def main() -> None:
         fake, on_object, by_render, by_source = render_crops(folder, args.crops, np.random.default_rng(
             [args.seed, 2, stream]), np.random.default_rng([args.seed, 1, stream]))
         for protocol, reals, groups, fakes in (
-                ("issue", real, real_groups + by_render, fake),
+                ("natural", real, real_groups + by_render, fake),
+                ("literal", real + ground_crops, real_groups + ground_groups + by_source, fake),
                 ("controlled", real + ctrl, real_groups + ctrl_groups + by_source, fake),
                 ("object", real + ctrl, real_groups + ctrl_groups + by_source, on_object)):
             if protocol not in args.protocols:

@@ -121,7 +121,10 @@ def test_ray_executor_gives_the_same_bytes(tiny_dataset: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, count=40)
+    # 120 images: the kill must land mid-render even when a loaded machine starves this poller (with 40, a
+    # render under load could finish before the poller saw 3 done)
+    count = 120
+    cfg = write_config(tmp_path, count=count)
     out = tmp_path / "killed"
     exe = Path(sys.executable).with_name("simreal")
     proc = subprocess.Popen([str(exe), "render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q"],
@@ -145,7 +148,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     second = simreal("render", "--config", str(cfg), "--out", str(out), "--workers", "1", "-q")
     assert "already done" in second.stdout
     rendered = int(second.stdout.split("(")[1].split(" rendered")[0])
-    assert rendered < 40
+    assert rendered < count
     assert not list(out.rglob(".*.tmp"))
     fresh = tmp_path / "fresh"
     simreal("render", "--config", str(cfg), "--out", str(fresh), "--workers", "1", "-q")
