@@ -27,8 +27,6 @@ def estimate_noise(photo: np.ndarray) -> np.ndarray:
     from skimage.restoration import estimate_sigma
 
     x = np.asarray(photo, np.float64) / 255.0
-    if x.ndim == 2:
-        x = x[..., None]
     return np.array([float(estimate_sigma(x[..., c])) for c in range(x.shape[-1])])
 
 

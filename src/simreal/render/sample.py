@@ -126,7 +126,7 @@ def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneDat
 
         src = cached_photo(str(resolve_folder(str(cfg.background.photo_folder)) / bg["file"]))
         rgba = soften(rgba, cfg.resolution[0] / photo_crop_box(bg, (src.shape[1], src.shape[0]), cfg.resolution)[2])
-    elif bg["kind"] == "environment" and cfg.film.post_scope == "rendered":  # nor than the map behind them
+    elif bg["kind"] == "environment" and cfg.film.post_scope == "rendered":  # nor sharper than the map
         rgba = soften(rgba, environment_upsampling(scene))
     ratio = None
     if cfg.placement.grounded and cfg.background.ground.shadow_catcher and bg["kind"] in ("photo", "environment"):
@@ -134,23 +134,19 @@ def photographic_image(cfg: SceneConfig, params: dict[str, Any], scene: SceneDat
         ratio = shadow_ratio(backend, scene, g.catcher_spp, rgba[..., 3], scale=g.catcher_scale)
     key = params["film"]["key"] if cfg.film.auto_exposure else None
     ev = float(params["camera"]["exposure"])
-    if not photo_like:
+    if photo_like:
+        photo = to_uint8(background_image(cfg, params))
+        image, _ = finish(rgba, ratio, photo=photo, key=key, curve=cfg.film.tone,
+                          irradiance=scene_irradiance(scene), ev=ev)
+        if cfg.film.match_noise:
+            from simreal.render.plate import estimate_noise, match_noise
+
+            image = match_noise(image, estimate_noise(photo), np.clip(rgba[..., 3], 0.0, 1.0), seed)
+    else:
         image, _ = finish(rgba, ratio, environment=environment_background(scene), key=key, curve=cfg.film.tone,
                           ev=ev)
-        if cfg.film.post_scope != "rendered" or bg["kind"] != "environment":
-            return image, None
-        from simreal.render.plate import rendered_region
-
-        return image, rendered_region(rgba[..., 3], ratio)
-    photo = to_uint8(background_image(cfg, params))
-    image, _ = finish(rgba, ratio, photo=photo, key=key, curve=cfg.film.tone, irradiance=scene_irradiance(scene),
-                      ev=ev)
-    if cfg.film.match_noise:
-        from simreal.render.plate import estimate_noise, match_noise
-
-        image = match_noise(image, estimate_noise(photo), np.clip(rgba[..., 3], 0.0, 1.0), seed)
-    if cfg.film.post_scope != "rendered":
-        return image, None
+    if cfg.film.post_scope != "rendered" or bg["kind"] not in ("photo", "environment"):
+        return image, None  # a procedural backdrop or an old tier: the whole frame is this camera's
     from simreal.render.plate import rendered_region
 
     return image, rendered_region(rgba[..., 3], ratio)
