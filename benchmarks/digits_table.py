@@ -33,6 +33,8 @@ def _cpu_s() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 (fresh "
+                    "seeds to confirm settings chosen on others)")
     ap.add_argument("--workers", type=int, default=1, help="seeds in parallel processes")
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names")
     ap.add_argument("--steps", type=int, default=DigitsConfig.steps)
@@ -44,7 +46,8 @@ def main() -> None:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         sys.exit(f"unknown rows {unknown}; rows are {list(ROWS)}")
-    cfg = replace(DigitsConfig(), seeds=tuple(range(a.seeds)), rows=rows, steps=a.steps, refine_steps=a.refine_steps,
+    cfg = replace(DigitsConfig(), seeds=tuple(range(a.first_seed, a.first_seed + a.seeds)), rows=rows, steps=a.steps,
+                  refine_steps=a.refine_steps,
                   refine_checkpoints=tuple(int(v) for v in a.refine_checkpoints.split(",") if v.strip()))
     load0, t0, c0 = _load(), time.perf_counter(), _cpu_s()
     result = run_table(cfg, log=lambda s: print(s, file=sys.stderr, flush=True), workers=a.workers)

@@ -86,6 +86,30 @@ def test_inception_fid_per_checkpoint_without_a_task_model(source_run: dict[str,
     assert not bad.exists()
 
 
+def test_refine_with_class_conditional_discriminators(source_run: dict[str, Path],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``consistency.conditional_discriminator``: the checkpoint's discriminators take the image plus one map per
+    class of the task run (2 here), the run records it in its architecture, and it trains and resumes like any."""
+    from safetensors.torch import load_file
+
+    s = source_run
+    out = s["root"] / "refine-cond"
+    args = ["refine", "train", "--source", str(s["syn"]), "--target", str(s["real"]), "--config", str(s["cfg"]),
+            "--out", str(out), "-q", "--set", f"consistency.run={s['run']}", "--set", "consistency.weight=1.0",
+            "--set", "consistency.fid_images=0", "--set", "consistency.conditional_discriminator=true"]
+    assert main(args) == 0, capsys.readouterr().err
+    ck = sorted((out / "checkpoints").glob("*.safetensors"))[-1]
+    tensors = load_file(str(ck))
+    first = {k: v.shape for k, v in tensors.items() if k.endswith("model.0.weight") and ".D_" in f".{k}"}
+    assert first and all(shape[1] == 3 + 2 for shape in first.values()), first  # RGB + 2 class maps
+    meta = json.loads(ck.with_suffix(".json").read_text())
+    assert meta["architecture"]["conditional_discriminator"] is True
+    assert "class-conditional discriminators" in (out / "log.txt").read_text()
+    # the generator alone refines: apply needs no task model
+    assert main(["refine", "apply", "--run", str(out), "--source", str(s["syn"]), "--out",
+                 str(s["root"] / "refined-cond"), "-q"]) == 0, capsys.readouterr().err
+
+
 def test_bad_consistency_config_one_line(source_run: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     s = source_run
     base = ["refine", "train", "--source", str(s["syn"]), "--target", str(s["real"]), "--config", str(s["cfg"]),

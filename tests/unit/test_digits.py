@@ -28,11 +28,36 @@ def test_real_split_per_seed_reproducible_and_disjoint() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_table_runs_and_dann_beats_chance() -> None:
+def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) -> None:
+    import simreal.refine.arrays as arrays
+    from simreal.bench.digits import ADAPTED_SC, _accuracy, _t
+
+    judges: list[tuple[object, int | None]] = []
+    refiners: list[bool] = []
+    real_consistency, real_refine = arrays.array_consistency, arrays.refine_arrays
+
+    def spy_consistency(classifier: object, *a: object, **kw: object) -> object:
+        judges.append((classifier, kw.get("num_classes")))
+        return real_consistency(classifier, *a, **kw)
+
+    def spy_refine(*a: object, **kw: object) -> object:
+        refiners.append(bool(kw["settings"].conditional))
+        return real_refine(*a, **kw)
+
+    monkeypatch.setattr(arrays, "array_consistency", spy_consistency)
+    monkeypatch.setattr(arrays, "refine_arrays", spy_refine)
     cfg = DigitsConfig(seeds=(0,), n_per_class=60, steps=150, adda_steps=50, finetune_steps=30, width=8,
                        rows=("source only", "DANN", "ADDA", "refined + SC", "refined + SC + DANN",
-                             "fine-tune (k real/class)"), refine_steps=20, refine_checkpoints=(10,))
+                             ADAPTED_SC, f"{ADAPTED_SC} + DANN", "fine-tune (k real/class)"), refine_steps=20,
+                       refine_checkpoints=(10,))
     res = run_table(cfg, log=lambda s: None)
+    # two refiners (the + DANN rows reuse them): the source-only judge with unconditional discriminators, then
+    # the DANN model as the judge (a copy: it scores exactly the DANN row) with class-conditional ones
+    assert refiners == [False, True] and len(judges) == 2 and judges[1][1] == 10
+    _, _, xt, yt = real_digits_split(0)
+    assert _accuracy(judges[1][0], _t(xt), yt) == res["rows"]["DANN"][0]
+    assert _accuracy(judges[0][0], _t(xt), yt) == res["rows"]["source only"][0]
+    assert res["rows"][f"{ADAPTED_SC} + DANN"][0] is not None
     assert res["rows"]["DANN"][0] > 0.3  # loose: 10 classes, tiny budget
     table = format_table(res)
     assert "DANN" in table and "Model selection: `last`; no row used target labels" in table
@@ -40,11 +65,14 @@ def test_tiny_table_runs_and_dann_beats_chance() -> None:
     # the SC refiner is trained once (the + DANN row reuses it) and scored at its checkpoint and at the end;
     # the raw synthetic set is a point with the source-only accuracy
     pts = {(p["variant"], p["step"]): p for p in res["refiner_selection"]}
-    assert set(pts) == {("CycleGAN + SC", 10), ("CycleGAN + SC", 20), ("raw synthetic", 0)}
+    adapted = "CycleGAN + SC (adapted judge + cond. D)"
+    assert set(pts) == {("CycleGAN + SC", 10), ("CycleGAN + SC", 20), (adapted, 10), (adapted, 20),
+                        ("raw synthetic", 0)}
+    assert pts[(adapted, 20)]["accuracy"] == res["rows"][ADAPTED_SC][0]
     assert pts[("raw synthetic", 0)]["accuracy"] == res["rows"]["source only"][0]
     assert pts[("CycleGAN + SC", 20)]["accuracy"] == res["rows"]["refined + SC"][0]
     assert all(p["task_fid"] > 0 for p in pts.values())
-    assert "Spearman ρ(task-space FID, accuracy) over 3 points" in table
+    assert "Spearman ρ(task-space FID, accuracy) over 5 points" in table
     # the line is built from what the trainers report, not a fixed string
     from simreal.bench.digits import selection_line
 

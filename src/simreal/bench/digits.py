@@ -4,8 +4,10 @@ Rows (test accuracy on the real test part, mean ± std over seeds): source only,
 labelled real digits per class, DANN, ADDA, the refined rows (synthetic digits refined towards the unlabelled
 real ones by :mod:`simreal.refine.arrays`, then trained like source only: plain CycleGAN, CycleGAN with the
 semantic consistency of the frozen source-only model (CyCADA), the same followed by DANN against the real digits
-(CyCADA's pixel + feature recipe), CUT with semantic consistency), fine-tuning with k real per class, and the
-target-supervised oracle. No row uses target labels for model selection: the selection policy (default
+(CyCADA's pixel + feature recipe), CUT with semantic consistency, and CycleGAN whose consistency judge is the
+DANN model (adapted with the unlabelled real digits) and whose discriminators are class-conditional (the synthetic
+label; the judge's pseudo-label on real digits), alone and followed by DANN), fine-tuning with k real per class,
+and the target-supervised oracle. No row uses target labels for model selection: the selection policy (default
 ``last``) is printed with the table.
 
 Each refiner variant (and the raw synthetic set) also gets its task-space FID to the real adaptation digits
@@ -34,11 +36,15 @@ from simreal.runtime.compute import Compute
 from simreal.runtime.seeding import seed_everything
 from simreal.tasks.classify import ClassifyTask
 
-REFINED_ROWS = ("refined (CycleGAN)", "refined + SC", "refined + SC + DANN", "refined (CUT) + SC")
+ADAPTED_SC = "refined + SC (adapted judge + cond. D)"
+REFINED_ROWS = ("refined (CycleGAN)", "refined + SC", "refined + SC + DANN", "refined (CUT) + SC", ADAPTED_SC,
+                f"{ADAPTED_SC} + DANN")
 ROWS = ("source only", "mixed (k real/class)", "DANN", "ADDA", *REFINED_ROWS, "fine-tune (k real/class)",
         "oracle (all real labels)")
 SC_SETTINGS = ArrayRefinerSettings()  # the refiner of the semantic-consistency rows (chosen without labels)
 CUT_SETTINGS = ArrayRefinerSettings(model="cut")
+# the adapted-judge rows: class-conditional discriminators, a larger generator free to redraw the strokes
+ADAPTED_SETTINGS = ArrayRefinerSettings(ngf=16, n_blocks=6, lambda_identity=0.1, conditional=True)
 
 
 @dataclass
@@ -53,6 +59,7 @@ class DigitsConfig:
     sc_weight: float = 1.0  # semantic-consistency weight (CyCADA: 1)
     sc_settings: ArrayRefinerSettings = field(default_factory=lambda: SC_SETTINGS)
     cut_settings: ArrayRefinerSettings = field(default_factory=lambda: CUT_SETTINGS)
+    adapted_settings: ArrayRefinerSettings = field(default_factory=lambda: ADAPTED_SETTINGS)
     refine_checkpoints: tuple[int, ...] = ()  # extra refiner steps scored in the selection table (each trains one
     # more classifier per variant)
     batch: int = 32
@@ -137,10 +144,23 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
             source_only()
         return copy.deepcopy(src_model["m"])
 
+    def dann_method() -> MethodConfig:
+        return MethodConfig(name="dann", alpha=cfg.alpha, schedule="dann", disc_hidden=[256, 256])
+
+    dann_model: dict[str, Any] = {}
+
+    def dann() -> Any:
+        if "m" not in dann_model:
+            dann_model["m"] = fit(dann_method(), [(syn, "source"), (tgt, "target")])
+        return dann_model["m"]
+
+    def dann_judge() -> Any:
+        """The DANN model as the consistency judge (trained on the source and the unlabelled real digits)."""
+        return copy.deepcopy(dann())
+
     row("source only", source_only)
     row("mixed (k real/class)", lambda: fit(MethodConfig(name="mixed"), [(syn, "source"), (real_k, "target")]))
-    row("DANN", lambda: fit(MethodConfig(name="dann", alpha=cfg.alpha, schedule="dann", disc_hidden=[256, 256]),
-                            [(syn, "source"), (tgt, "target")]))
+    row("DANN", dann)
     row("ADDA", lambda: fit(MethodConfig(name="adda", adda_steps=cfg.adda_steps, disc_hidden=[256, 256]),
                             [(syn, "source"), (tgt, "target")], model=pretrained(), pretrained=True))
 
@@ -167,14 +187,15 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
         rsrc = ArraySource("refined", 0, _t(x), s.source_y.tolist())
         return fit(method or MethodConfig(name="source_only"), [(rsrc, "source"), (tgt, "target")])
 
-    def refine(variant: str, settings: ArrayRefinerSettings | None, sc: bool) -> np.ndarray:
+    def refine(variant: str, settings: ArrayRefinerSettings | None, sc: bool,
+               judge: Callable[[], Any] = pretrained) -> np.ndarray:
         from simreal.refine.arrays import array_consistency, refine_arrays
 
         if variant in refined_sets:
             return refined_sets[variant]
         steps = min(cfg.refine_steps, cfg.steps)
-        cons = array_consistency(pretrained(), cfg.sc_weight, scale=(settings or ArrayRefinerSettings()).scale) \
-            if sc else None
+        cons = array_consistency(judge(), cfg.sc_weight, scale=(settings or ArrayRefinerSettings()).scale,
+                                 num_classes=10) if sc else None
         at: dict[int, np.ndarray] = {}
         wanted = tuple(c for c in cfg.refine_checkpoints if 0 < c < steps)
         refined_sets[variant] = refine_arrays(
@@ -184,18 +205,21 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
             score(variant, step, x, _accuracy(train_on(x), test_x, test_y) if selection_points is not None else None)
         return refined_sets[variant]
 
-    def refined_row(variant: str, settings: ArrayRefinerSettings | None, sc: bool) -> Any:
-        x = refine(variant, settings, sc)
+    def refined_row(variant: str, settings: ArrayRefinerSettings | None, sc: bool,
+                    judge: Callable[[], Any] = pretrained) -> Any:
+        x = refine(variant, settings, sc, judge)
         model = train_on(x)
         score(variant, min(cfg.refine_steps, cfg.steps), x, _accuracy(model, test_x, test_y))
         return model
 
     row("refined (CycleGAN)", lambda: refined_row("CycleGAN", None, False))
     row("refined + SC", lambda: refined_row("CycleGAN + SC", cfg.sc_settings, True))
-    row("refined + SC + DANN", lambda: train_on(
-        refine("CycleGAN + SC", cfg.sc_settings, True),
-        MethodConfig(name="dann", alpha=cfg.alpha, schedule="dann", disc_hidden=[256, 256])))
+    row("refined + SC + DANN", lambda: train_on(refine("CycleGAN + SC", cfg.sc_settings, True), dann_method()))
     row("refined (CUT) + SC", lambda: refined_row("CUT + SC", cfg.cut_settings, True))
+    adapted = "CycleGAN + SC (adapted judge + cond. D)"
+    row(ADAPTED_SC, lambda: refined_row(adapted, cfg.adapted_settings, True, dann_judge))
+    row(f"{ADAPTED_SC} + DANN", lambda: train_on(refine(adapted, cfg.adapted_settings, True, dann_judge),
+                                                 dann_method()))
     if selection_points is not None and "source only" in results and any(r in cfg.rows for r in REFINED_ROWS):
         score("raw synthetic", 0, s.source_x, results["source only"])
     row("fine-tune (k real/class)", lambda: fit(

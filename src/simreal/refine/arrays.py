@@ -44,6 +44,7 @@ class ArrayRefinerSettings:
     ndf: int = 8
     n_layers_d: int = 2
     skip: bool = True
+    conditional: bool = False  # class-conditional discriminators (classes from the consistency model)
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     batch: int = 16
@@ -91,16 +92,18 @@ def _check(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def array_consistency(classifier: torch.nn.Module, weight: float = 1.0, scale: int = 2,
-                      min_confidence: float = 0.0, both_directions: bool = True) -> SemanticConsistency:
+                      min_confidence: float = 0.0, both_directions: bool = True,
+                      num_classes: int | None = None) -> SemanticConsistency:
     """Semantic consistency with a classifier of the original (N, 1, H, W) images scaled to [0, 1] (levels / 16
     for the digits): the refiner's up-sampled images are area-pooled back by ``scale`` before it sees them. The
-    classifier is frozen in place (pass a copy if it is trained further)."""
+    classifier is frozen in place (pass a copy if it is trained further). ``num_classes``: its classes, needed
+    for class-conditional discriminators (``ArrayRefinerSettings.conditional``)."""
     def to_input(x: torch.Tensor) -> torch.Tensor:
         y = (x + 1.0) * 0.5
         return F.avg_pool2d(y, scale) if scale > 1 else y
 
     return SemanticConsistency(classifier, "classify", to_input, weight, min_confidence=min_confidence,
-                               both_directions=both_directions)
+                               both_directions=both_directions, num_classes=num_classes)
 
 
 def train_array_refiner(
@@ -122,8 +125,9 @@ def train_array_refiner(
     mode).
 
     ``consistency`` adds the semantic-consistency loss, against ``synthetic_y`` when given (else the frozen
-    model's own predictions). ``on_checkpoint(step, model)`` is called (model in eval mode, then back to
-    training) after each step listed in ``checkpoints``. Call inside :func:`torch.random.fork_rng` if the
+    model's own predictions); with ``settings.conditional`` its classes also condition the discriminators.
+    ``on_checkpoint(step, model)`` is called (model in eval mode, then back to training) after each step listed in
+    ``checkpoints``. Call inside :func:`torch.random.fork_rng` if the
     caller's torch random state matters."""
     s = settings or ArrayRefinerSettings()
     a_all = _to_net(synthetic_x, levels, s.scale).to(device)
@@ -131,8 +135,13 @@ def train_array_refiner(
     y_all = None if synthetic_y is None else torch.as_tensor(np.asarray(synthetic_y), dtype=torch.long).to(device)
     if y_all is not None and len(y_all) != len(a_all):
         raise ValueError(f"synthetic_y has {len(y_all)} labels for {len(a_all)} images")
+    cond = 0
+    if s.conditional:
+        if consistency is None or not consistency.num_classes:
+            raise ValueError("settings.conditional needs a consistency model with num_classes (array_consistency)")
+        cond = int(consistency.num_classes)
     torch.manual_seed(seed)
-    model = build_model(s.refiner_config(steps, seed), channels=1).to(device)
+    model = build_model(s.refiner_config(steps, seed), channels=1, cond_classes=cond).to(device)
     model.consistency = None if consistency is None else consistency.to(device)
     model.train()
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x5EF1,)))

@@ -145,6 +145,10 @@ class ConsistencyConfig(StrictModel):
                           "the real images")
     min_confidence: float = Field(
         0.0, ge=0, le=1, description="pseudo-labels (or pixels) below this softmax probability are left out")
+    conditional_discriminator: bool = Field(
+        False, description="classification: the discriminators also see each image's class (one-hot maps: the "
+                           "source label, or the task model's prediction; its pseudo-label for real images), so "
+                           "a refined image must look like a real image of its own class")
     fid_images: int = Field(
         256, ge=0, description="per checkpoint: task-space FID/KID between this many refined source and real "
                                "samples, in the task model's feature space (0: off; needs run or "
@@ -159,6 +163,9 @@ class ConsistencyConfig(StrictModel):
     def _check(self) -> ConsistencyConfig:
         if self.weight > 0 and not self.run:
             raise ValueError("consistency.weight > 0 needs consistency.run (a `simreal train` run folder)")
+        if self.conditional_discriminator and not self.run:
+            raise ValueError("consistency.conditional_discriminator needs consistency.run (a classify run whose "
+                             "model gives the classes)")
         return self
 
 
@@ -199,6 +206,9 @@ class RefinerConfig(ComputeSettings):
         p = self.loss.perceptual
         if (p.lambda_cycle_feat or p.lambda_identity_feat or p.lambda_mean_feat) and p.extractor == "none":
             raise ValueError("perceptual loss weights are set but loss.perceptual.extractor is 'none'")
+        if p.extractor == "discriminator" and self.consistency.conditional_discriminator:
+            raise ValueError("loss.perceptual.extractor 'discriminator' cannot be used with "
+                             "consistency.conditional_discriminator (its features need the class)")
         if p.extractor == "vgg16" and not p.vgg_weights:
             raise ValueError("loss.perceptual.extractor vgg16 needs loss.perceptual.vgg_weights (a local file)")
         return self
@@ -210,5 +220,6 @@ class RefinerConfig(ComputeSettings):
             "net": self.net.model_dump(mode="json"),
             "aggan": self.aggan.enabled,
             "aggan_nf": self.aggan.nf,
+            "conditional_discriminator": self.consistency.conditional_discriminator,
             "cut": {"nce_layers": self.cut.nce_layers, "netf_nc": self.cut.netf_nc} if self.model == "cut" else None,
         }

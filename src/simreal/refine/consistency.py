@@ -84,6 +84,7 @@ class SemanticConsistency:
         use_labels: bool = True,
         both_directions: bool = True,
         min_confidence: float = 0.0,
+        num_classes: int | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ConfigError(f"consistency: task {kind!r} is not supported (expected one of {', '.join(KINDS)})")
@@ -96,6 +97,7 @@ class SemanticConsistency:
         self.use_labels = use_labels
         self.both_directions = both_directions
         self.min_confidence = float(min_confidence)
+        self.num_classes = num_classes  # classification: needed by class-conditional discriminators
 
     def to(self, device: Any) -> SemanticConsistency:
         """Move the frozen model (e.g. next to the refiner's networks)."""
@@ -114,6 +116,19 @@ class SemanticConsistency:
         if self.min_confidence > 0:
             pred = torch.where(conf >= self.min_confidence, pred, torch.full_like(pred, IGNORE))
         if labels is not None and self.use_labels and self.kind == "classify":
+            lab = labels.to(pred.device).long()
+            pred = torch.where(lab >= 0, lab, pred)
+        return pred
+
+    @torch.no_grad()
+    def classes(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Classification: the class of each refiner-space image (B,) long, for class-conditional
+        discriminators: the label where given (>= 0, and labels are used), else the task model's prediction
+        (argmax, whatever its confidence)."""
+        if self.kind != "classify":
+            raise ConfigError(f"class-conditional discriminators need a classify task model, not {self.kind!r}")
+        pred = self._out(x).argmax(1)
+        if labels is not None and self.use_labels:
             lab = labels.to(pred.device).long()
             pred = torch.where(lab >= 0, lab, pred)
         return pred
@@ -173,7 +188,7 @@ class RunConsistency(SemanticConsistency):
         self.image_size = tuple(loaded.config.data.image_size)
         super().__init__(loaded.model, loaded.config.task, TaskInput(loaded.config.data.channels, self.image_size),
                          weight, use_labels=use_labels, both_directions=both_directions,
-                         min_confidence=min_confidence)
+                         min_confidence=min_confidence, num_classes=int(loaded.task.num_classes))
 
     def label_lookup(self, dataset: Any, items: Sequence[tuple[int, Any]]) -> Callable[[Sequence[int]], Tensor] | None:
         """For classification with labelled source images: refiner sample indices -> labels (B,) long, -1 where an

@@ -19,7 +19,7 @@ import torch
 from simreal.config import COMPUTE_VOLATILE, load_config
 from simreal.datasets import Dataset, encode_image
 from simreal.datasets.torchdata import step_loader
-from simreal.errors import RunError
+from simreal.errors import ConfigError, RunError
 from simreal.refine.config import RefinerConfig
 from simreal.refine.consistency import RunConsistency
 from simreal.refine.data import ImageSet, resolve_channels, to_uint8
@@ -124,6 +124,16 @@ def _load_consistency(cfg: RefinerConfig) -> RunConsistency | None:
                           min_confidence=c.min_confidence)
 
 
+def _cond_classes(cfg: RefinerConfig, sc: RunConsistency | None) -> int:
+    """Classes of the class-conditional discriminators (0: unconditional); needs a classify task model."""
+    if not cfg.consistency.conditional_discriminator:
+        return 0
+    if sc is None or sc.kind != "classify":
+        raise ConfigError(f"consistency.conditional_discriminator: {cfg.consistency.run} is a "
+                          f"{None if sc is None else sc.kind!r} run; it needs a classify run")
+    return int(sc.num_classes or 0)
+
+
 def _load_inception(cfg: RefinerConfig) -> torch.nn.Module | None:
     """The FID Inception of ``consistency.inception_weights`` (loaded before anything is written)."""
     c = cfg.consistency
@@ -144,11 +154,12 @@ def _consistency(cfg: RefinerConfig, sc: RunConsistency | None, inception: torch
     labels_of = None
     if sc is not None:
         sc.to(ctx.device)
-        if c.weight > 0:
+        if c.weight > 0 or c.conditional_discriminator:
             model.consistency = sc
             labels_of = sc.label_lookup(src_ds, set_a.items)
-            log.info("semantic consistency: %s model of %s, weight %g, %s", sc.kind, c.run, c.weight,
-                     "source labels" if labels_of is not None else "pseudo-labels")
+            log.info("semantic consistency: %s model of %s, weight %g, %s%s", sc.kind, c.run, c.weight,
+                     "source labels" if labels_of is not None else "pseudo-labels",
+                     ", class-conditional discriminators" if c.conditional_discriminator else "")
     if not c.fid_images or not ctx.is_main or (sc is None and inception is None):
         return labels_of, None
     rng = sample_rng(cfg.train.seed, 0, stream=14)
@@ -229,7 +240,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     total_epochs = t.epochs + t.epochs_decay
     log = store.logger("refine")
     torch.manual_seed(t.seed)
-    model = ctx.place(build_model(cfg, channels))
+    model = ctx.place(build_model(cfg, channels, _cond_classes(cfg, sc)))
     model.amp = ctx
     model.train()
     start_epoch = 0

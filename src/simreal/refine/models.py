@@ -52,10 +52,12 @@ class RefinerModel(nn.Module):
 
     kind = "base"
 
-    def __init__(self, cfg: RefinerConfig, channels: int) -> None:
+    def __init__(self, cfg: RefinerConfig, channels: int, cond_classes: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.channels = channels
+        # class-conditional discriminators: one-hot class maps as extra input channels (0: unconditional)
+        self.cond_classes = int(cond_classes)
         self.gan_loss = GANLoss(cfg.loss.gan_mode)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.feature_ema: dict[str, Tensor] = {}
@@ -74,12 +76,28 @@ class RefinerModel(nn.Module):
     def _discriminator(self) -> NLayerDiscriminator:
         n = self.cfg.net
         return init_weights(
-            NLayerDiscriminator(self.channels, n.ndf, n.n_layers_d),
+            NLayerDiscriminator(self.channels + self.cond_classes, n.ndf, n.n_layers_d),
             n.init_type or self.default_init,
             n.init_gain,
         )  # type: ignore[return-value]
 
     default_init = "normal"
+
+    def _classes(self, x: Tensor, labels: Tensor | None = None) -> Tensor | None:
+        """The class of each image for class-conditional discriminators (None when unconditional): the label
+        where given, else the frozen task model's prediction (:meth:`SemanticConsistency.classes`)."""
+        if not self.cond_classes:
+            return None
+        if self.consistency is None:
+            raise RuntimeError("class-conditional discriminators need the semantic-consistency task model")
+        return self.consistency.classes(x, labels)
+
+    def _d_in(self, x: Tensor, classes: Tensor | None) -> Tensor:
+        """A discriminator's input: ``x``, with one one-hot map per class appended when conditional."""
+        if classes is None:
+            return x
+        onehot = F.one_hot(classes, self.cond_classes).to(x.dtype)[:, :, None, None]
+        return torch.cat([x, onehot.expand(-1, -1, *x.shape[-2:])], 1)
 
     def _adam(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         t = self.cfg.train
@@ -164,8 +182,8 @@ class CycleGAN(RefinerModel):
 
     kind = "cyclegan"
 
-    def __init__(self, cfg: RefinerConfig, channels: int) -> None:
-        super().__init__(cfg, channels)
+    def __init__(self, cfg: RefinerConfig, channels: int, cond_classes: int = 0) -> None:
+        super().__init__(cfg, channels, cond_classes)
         self.G_A, self.G_B = self._generator(), self._generator()
         self.D_A, self.D_B = self._discriminator(), self._discriminator()
         self.aggan = cfg.aggan.enabled
@@ -228,6 +246,7 @@ class CycleGAN(RefinerModel):
                 unwrap(d).norm_enabled = not switched
             set_requires_grad([self.att_A, self.att_B], not switched)
 
+        y_a, y_b = self._classes(real_a, labels_a), self._classes(real_b)
         fake_b, att_a = self.translate_a(real_a)
         rec_a, _ = self.translate_b(fake_b)
         fake_a, att_b = self.translate_b(real_b)
@@ -238,8 +257,8 @@ class CycleGAN(RefinerModel):
         set_requires_grad([self.D_A, self.D_B], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         losses: dict[str, Tensor] = {}
-        losses["G_A"] = self.gan_loss(self.D_B(fake_b * dm_fake_b), True)
-        losses["G_B"] = self.gan_loss(self.D_A(fake_a * dm_fake_a), True)
+        losses["G_A"] = self.gan_loss(self.D_B(self._d_in(fake_b * dm_fake_b, y_a)), True)
+        losses["G_B"] = self.gan_loss(self.D_A(self._d_in(fake_a * dm_fake_a, y_b)), True)
         losses["cycle_A"] = F.l1_loss(rec_a, real_a) * la
         losses["cycle_B"] = F.l1_loss(rec_b, real_b) * lb
         lid = cfg.loss.lambda_identity
@@ -264,7 +283,7 @@ class CycleGAN(RefinerModel):
             losses["mean_feat"] = (
                 self._mean_feat_loss(fake_b, real_b, "B") + self._mean_feat_loss(fake_a, real_a, "A")
             ) * p.lambda_mean_feat
-        if self.consistency is not None:
+        if self.consistency is not None and self.consistency.weight > 0:
             losses.update(self.consistency.losses(real_a, fake_b, labels_a, real_b, fake_a))
         loss_g = sum(losses.values(), real_a.new_zeros(()))
         self.amp.backward(loss_g)
@@ -276,13 +295,14 @@ class CycleGAN(RefinerModel):
         with torch.no_grad():
             rm_b = self._d_mask(self.att_B(real_b), switched) if switched else 1.0
             rm_a = self._d_mask(self.att_A(real_a), switched) if switched else 1.0
-        pooled_b = self.pool_B.query((fake_b * dm_fake_b).detach())
-        pooled_a = self.pool_A.query((fake_a * dm_fake_a).detach())
+        # the pools keep each fake with its class maps
+        pooled_b = self.pool_B.query(self._d_in((fake_b * dm_fake_b).detach(), y_a))
+        pooled_a = self.pool_A.query(self._d_in((fake_a * dm_fake_a).detach(), y_b))
         losses["D_B"] = 0.5 * (
-            self.gan_loss(self.D_B(real_b * rm_b), True) + self.gan_loss(self.D_B(pooled_b), False)
+            self.gan_loss(self.D_B(self._d_in(real_b * rm_b, y_b)), True) + self.gan_loss(self.D_B(pooled_b), False)
         )
         losses["D_A"] = 0.5 * (
-            self.gan_loss(self.D_A(real_a * rm_a), True) + self.gan_loss(self.D_A(pooled_a), False)
+            self.gan_loss(self.D_A(self._d_in(real_a * rm_a, y_a)), True) + self.gan_loss(self.D_A(pooled_a), False)
         )
         self.amp.backward(losses["D_A"] + losses["D_B"])
         self.amp.step(self.optimizers["D"])
@@ -322,8 +342,8 @@ class CUT(RefinerModel):
     kind = "cut"
     default_init = "xavier"
 
-    def __init__(self, cfg: RefinerConfig, channels: int) -> None:
-        super().__init__(cfg, channels)
+    def __init__(self, cfg: RefinerConfig, channels: int, cond_classes: int = 0) -> None:
+        super().__init__(cfg, channels, cond_classes)
         self.G = self._generator()
         self.D = self._discriminator()
         self.layers = list(cfg.cut.nce_layers)
@@ -377,12 +397,14 @@ class CUT(RefinerModel):
         fake, feats_real = self.G(real, self.layers)
         fake_b = fake[:n]
         losses: dict[str, Tensor] = {}
+        y_a, y_b = self._classes(real_a, labels_a), self._classes(real_b)
 
         # discriminator first (as CUT does)
         set_requires_grad([self.D], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         losses["D"] = 0.5 * (
-            self.gan_loss(self.D(fake_b.detach()), False) + self.gan_loss(self.D(real_b), True)
+            self.gan_loss(self.D(self._d_in(fake_b.detach(), y_a)), False)
+            + self.gan_loss(self.D(self._d_in(real_b, y_b)), True)
         )
         self.amp.backward(losses["D"])
         self.amp.step(self.optimizers["D"])
@@ -393,7 +415,7 @@ class CUT(RefinerModel):
         self.optimizers["F"].zero_grad(set_to_none=True)
         g_losses: dict[str, Tensor] = {}
         if cfg.cut.lambda_gan > 0:
-            g_losses["G_GAN"] = self.gan_loss(self.D(fake_b), True) * cfg.cut.lambda_gan
+            g_losses["G_GAN"] = self.gan_loss(self.D(self._d_in(fake_b, y_a)), True) * cfg.cut.lambda_gan
         if cfg.cut.lambda_nce > 0:
             g_losses["NCE"] = self._nce([f[:n] for f in feats_real], fake_b, n) * cfg.cut.lambda_nce
             if real.shape[0] > n:
@@ -408,7 +430,7 @@ class CUT(RefinerModel):
             g_losses["idt_feat"] = self._feat_l1(fake_b, real_a, "B") * p.lambda_identity_feat
         if p.lambda_mean_feat > 0:
             g_losses["mean_feat"] = self._mean_feat_loss(fake_b, real_b, "B") * p.lambda_mean_feat
-        if self.consistency is not None:
+        if self.consistency is not None and self.consistency.weight > 0:
             g_losses.update(self.consistency.losses(real_a, fake_b, labels_a))
         if "NCE_Y" in g_losses:
             total = g_losses.get("G_GAN", real_a.new_zeros(())) + (g_losses["NCE"] + g_losses["NCE_Y"]) * 0.5
@@ -432,11 +454,12 @@ class CUT(RefinerModel):
         return [x, fake, ((fake - x).abs() * 2 - 1).clamp(-1, 1)]
 
 
-def build_model(cfg: RefinerConfig, channels: int) -> RefinerModel:
-    """The refiner model named by ``cfg.model``."""
+def build_model(cfg: RefinerConfig, channels: int, cond_classes: int = 0) -> RefinerModel:
+    """The refiner model named by ``cfg.model``; ``cond_classes`` > 0 makes its discriminators class-conditional
+    (the classes come from the semantic-consistency task model attached as ``model.consistency``)."""
     if cfg.model == "cyclegan":
-        return CycleGAN(cfg, channels)
-    return CUT(cfg, channels)
+        return CycleGAN(cfg, channels, cond_classes)
+    return CUT(cfg, channels, cond_classes)
 
 
 def model_summary(model: RefinerModel) -> dict[str, Any]:
