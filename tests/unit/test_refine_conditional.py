@@ -140,3 +140,24 @@ def test_conditional_refiner_follows_the_class_the_unconditional_cannot() -> Non
     assert mean[True, "labels"] >= 1.5 and mean[True, "swapped"] <= -1.5, gaps
     assert np.array_equal(outs[False, "labels"], outs[False, "swapped"])
     assert abs(mean[False, "labels"]) < 1.0, gaps
+
+
+def test_cut_discriminator_sees_fakes_with_source_classes_and_reals_with_pseudo_labels() -> None:
+    """CUT's one conditional discriminator: every input it gets in a step carries one-hot class maps — the source
+    labels (or the task model's reading where a label is -1) with the fakes, the pseudo-labels with the reals."""
+    torch.manual_seed(0)
+    model = build_model(_tiny("cut"), 1, cond_classes=2)
+    model.consistency = SemanticConsistency(MeanClassifier(), "classify", _ident, weight=0.0, num_classes=2)
+    seen: list[torch.Tensor] = []
+    model.D.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    a = torch.linspace(-1, 1, 4 * 64).view(4, 1, 8, 8)
+    b = torch.stack([torch.full((1, 8, 8), v) for v in (-0.8, 0.6, 0.4, -0.2)])
+    labels = torch.tensor([1, -1, 0, 1])
+    out = model.train_step(a, b, None, None, 0, labels)
+    assert set(out) >= {"D", "G_GAN", "NCE"} and all(torch.isfinite(v) for v in out.values())
+    assert len(seen) == 3 and all(x.shape == (4, 3, 8, 8) for x in seen)  # D: fake, real; then G: fake
+    cls = [x[:, 1:].argmax(1)[:, 0, 0].tolist() for x in seen]
+    a_mean_reading = int((a[1].mean() + 1) / 2 > 0.5)  # no label: what the mean classifier reads on the original
+    assert cls[0] == cls[2] == [1, a_mean_reading, 0, 1]
+    assert cls[1] == [0, 1, 1, 0]  # the real images: bright ones read as class 1
+    assert all(torch.equal(x[:, 1:].sum(1), torch.ones(4, 8, 8)) for x in seen)
