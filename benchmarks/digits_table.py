@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names")
     ap.add_argument("--steps", type=int, default=DigitsConfig.steps)
     ap.add_argument("--refine-steps", type=int, default=DigitsConfig.refine_steps)
+    ap.add_argument("--adapted-refine-steps", type=int, default=DigitsConfig.adapted_refine_steps)
     ap.add_argument("--refine-checkpoints", default="", help="comma-separated extra refiner steps to score")
     ap.add_argument("--json", default=None, help="write the raw results here")
     a = ap.parse_args()
@@ -47,7 +48,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown rows {unknown}; rows are {list(ROWS)}")
     cfg = replace(DigitsConfig(), seeds=tuple(range(a.first_seed, a.first_seed + a.seeds)), rows=rows, steps=a.steps,
-                  refine_steps=a.refine_steps,
+                  refine_steps=a.refine_steps, adapted_refine_steps=a.adapted_refine_steps,
                   refine_checkpoints=tuple(int(v) for v in a.refine_checkpoints.split(",") if v.strip()))
     load0, t0, c0 = _load(), time.perf_counter(), _cpu_s()
     result = run_table(cfg, log=lambda s: print(s, file=sys.stderr, flush=True), workers=a.workers)

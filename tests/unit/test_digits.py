@@ -33,7 +33,7 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
     from simreal.bench.digits import ADAPTED_SC, _accuracy, _t
 
     judges: list[tuple[object, int | None]] = []
-    refiners: list[bool] = []
+    refiners: list[tuple[bool, int]] = []
     real_consistency, real_refine = arrays.array_consistency, arrays.refine_arrays
 
     def spy_consistency(classifier: object, *a: object, **kw: object) -> object:
@@ -41,7 +41,7 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
         return real_consistency(classifier, *a, **kw)
 
     def spy_refine(*a: object, **kw: object) -> object:
-        refiners.append(bool(kw["settings"].conditional))
+        refiners.append((bool(kw["settings"].conditional), int(kw["steps"])))
         return real_refine(*a, **kw)
 
     monkeypatch.setattr(arrays, "array_consistency", spy_consistency)
@@ -49,11 +49,12 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
     cfg = DigitsConfig(seeds=(0,), n_per_class=60, steps=150, adda_steps=50, finetune_steps=30, width=8,
                        rows=("source only", "DANN", "ADDA", "refined + SC", "refined + SC + DANN",
                              ADAPTED_SC, f"{ADAPTED_SC} + DANN", "fine-tune (k real/class)"), refine_steps=20,
+                       adapted_refine_steps=30,
                        refine_checkpoints=(10,))
     res = run_table(cfg, log=lambda s: None)
     # two refiners (the + DANN rows reuse them): the source-only judge with unconditional discriminators, then
     # the DANN model as the judge (a copy: it scores exactly the DANN row) with class-conditional ones
-    assert refiners == [False, True] and len(judges) == 2 and judges[1][1] == 10
+    assert refiners == [(False, 20), (True, 30)] and len(judges) == 2 and judges[1][1] == 10  # own steps
     _, _, xt, yt = real_digits_split(0)
     assert _accuracy(judges[1][0], _t(xt), yt) == res["rows"]["DANN"][0]
     assert _accuracy(judges[0][0], _t(xt), yt) == res["rows"]["source only"][0]
@@ -66,9 +67,9 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
     # the raw synthetic set is a point with the source-only accuracy
     pts = {(p["variant"], p["step"]): p for p in res["refiner_selection"]}
     adapted = "CycleGAN + SC (adapted judge + cond. D)"
-    assert set(pts) == {("CycleGAN + SC", 10), ("CycleGAN + SC", 20), (adapted, 10), (adapted, 20),
+    assert set(pts) == {("CycleGAN + SC", 10), ("CycleGAN + SC", 20), (adapted, 10), (adapted, 30),
                         ("raw synthetic", 0)}
-    assert pts[(adapted, 20)]["accuracy"] == res["rows"][ADAPTED_SC][0]
+    assert pts[(adapted, 30)]["accuracy"] == res["rows"][ADAPTED_SC][0]
     assert pts[("raw synthetic", 0)]["accuracy"] == res["rows"]["source only"][0]
     assert pts[("CycleGAN + SC", 20)]["accuracy"] == res["rows"]["refined + SC"][0]
     assert all(p["task_fid"] > 0 for p in pts.values())
