@@ -103,6 +103,14 @@ def test_config_checks() -> None:
     on = RefinerConfig.model_validate({"consistency": {"conditional_discriminator": True, "run": "r"}})
     assert on.architecture()["conditional_discriminator"] is True  # a resumed run must match it
     assert RefinerConfig().architecture()["conditional_discriminator"] is False
+    from types import SimpleNamespace
+
+    from simreal.refine.fit import _cond_classes
+
+    assert _cond_classes(on, SimpleNamespace(kind="classify", num_classes=7)) == 7
+    assert _cond_classes(RefinerConfig(), None) == 0
+    with pytest.raises(ConfigError, match="classify run"):
+        _cond_classes(on, SimpleNamespace(kind="segment", num_classes=None))
 
 
 def _toy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -220,6 +220,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     set_a.check_all()
     set_b.check_all()
     sc = _load_consistency(cfg)
+    cond_classes = _cond_classes(cfg, sc)  # checked before anything is written
     inception = _load_inception(cfg)
     t = cfg.train
     shard_size(t.batch_size, ctx.dist, "train.batch_size")
@@ -240,7 +241,7 @@ def _train(source: str | Path, target: str | Path, out: Path, cfg: RefinerConfig
     total_epochs = t.epochs + t.epochs_decay
     log = store.logger("refine")
     torch.manual_seed(t.seed)
-    model = ctx.place(build_model(cfg, channels, _cond_classes(cfg, sc)))
+    model = ctx.place(build_model(cfg, channels, cond_classes))
     model.amp = ctx
     model.train()
     start_epoch = 0
