@@ -167,6 +167,10 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
 
     refined_sets: dict[str, np.ndarray] = {}
 
+    def refiner_steps(steps: int | None) -> int:
+        """A refiner's iterations: its own count (default ``refine_steps``), capped at ``steps``."""
+        return min(steps or cfg.refine_steps, cfg.steps)
+
     def src_features(x: np.ndarray) -> np.ndarray:
         from simreal.refine.select import task_features
 
@@ -194,7 +198,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
 
         if variant in refined_sets:
             return refined_sets[variant]
-        steps = min(steps or cfg.refine_steps, cfg.steps)
+        steps = refiner_steps(steps)
         cons = array_consistency(judge(), cfg.sc_weight, scale=(settings or ArrayRefinerSettings()).scale,
                                  num_classes=10) if sc else None
         at: dict[int, np.ndarray] = {}
@@ -210,7 +214,7 @@ def run_seed(cfg: DigitsConfig, seed: int, splits: DigitsSplits | None = None,
                     judge: Callable[[], Any] = pretrained, steps: int | None = None) -> Any:
         x = refine(variant, settings, sc, judge, steps)
         model = train_on(x)
-        score(variant, min(steps or cfg.refine_steps, cfg.steps), x, _accuracy(model, test_x, test_y))
+        score(variant, refiner_steps(steps), x, _accuracy(model, test_x, test_y))
         return model
 
     row("refined (CycleGAN)", lambda: refined_row("CycleGAN", None, False))

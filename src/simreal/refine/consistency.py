@@ -115,30 +115,37 @@ class SemanticConsistency:
         conf, pred = prob.max(1)
         if self.min_confidence > 0:
             pred = torch.where(conf >= self.min_confidence, pred, torch.full_like(pred, IGNORE))
-        if labels is not None and self.use_labels and self.kind == "classify":
-            lab = labels.to(pred.device).long()
-            pred = torch.where(lab >= 0, lab, pred)
-        return pred
+        return self._with_labels(pred, labels) if self.kind == "classify" else pred
+
+    def _with_labels(self, pred: Tensor, labels: Tensor | None) -> Tensor:
+        """``pred`` (B,) with the source label wherever one is given (>= 0) and labels are used."""
+        if labels is None or not self.use_labels:
+            return pred
+        lab = labels.to(pred.device).long()
+        return torch.where(lab >= 0, lab, pred)
 
     @torch.no_grad()
-    def classes(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def reference(self, x: Tensor) -> Any:
+        """The frozen model's output on original images (no gradient): what translations are held to, and what
+        class-conditional discriminators take the classes from — compute it once per batch and pass it on."""
+        return self._out(x.detach())
+
+    @torch.no_grad()
+    def classes(self, x: Tensor, labels: Tensor | None = None, ref: Tensor | None = None) -> Tensor:
         """Classification: the class of each refiner-space image (B,) long, for class-conditional
         discriminators: the label where given (>= 0, and labels are used), else the task model's prediction
-        (argmax, whatever its confidence)."""
+        (argmax, whatever its confidence); ``ref``: :meth:`reference` of ``x`` when already computed."""
         if self.kind != "classify":
             raise ConfigError(f"class-conditional discriminators need a classify task model, not {self.kind!r}")
-        pred = self._out(x).argmax(1)
-        if labels is not None and self.use_labels:
-            lab = labels.to(pred.device).long()
-            pred = torch.where(lab >= 0, lab, pred)
-        return pred
+        return self._with_labels((self.reference(x) if ref is None else ref).argmax(1), labels)
 
     # ------------------------------------------------------------------ the loss
-    def loss(self, original: Tensor, translated: Tensor, labels: Tensor | None = None) -> Tensor:
+    def loss(self, original: Tensor, translated: Tensor, labels: Tensor | None = None, ref: Any = None) -> Tensor:
         """``weight`` x the consistency of ``translated`` with ``original`` (refiner-space images); ``labels``
-        (B,) long, -1 where a sample has none (classification only)."""
-        with torch.no_grad():
-            ref = self._out(original.detach())
+        (B,) long, -1 where a sample has none (classification only); ``ref``: :meth:`reference` of ``original``
+        when already computed."""
+        if ref is None:
+            ref = self.reference(original)
         out = self._out(translated)
         if self.kind == "detect":
             return self.weight * dense_detection_consistency(out["raw"], ref["raw"])
@@ -148,12 +155,13 @@ class SemanticConsistency:
         return self.weight * F.cross_entropy(out.float(), target, ignore_index=IGNORE)
 
     def losses(self, real_a: Tensor, fake_b: Tensor, labels_a: Tensor | None = None, real_b: Tensor | None = None,
-               fake_a: Tensor | None = None) -> dict[str, Tensor]:
+               fake_a: Tensor | None = None, ref_a: Any = None, ref_b: Any = None) -> dict[str, Tensor]:
         """The generator loss terms: ``sem_A`` (synthetic -> refined) and, when both directions are on and the
-        backward translation is given (CycleGAN), ``sem_B`` (real -> synthetic-looking, pseudo-labels)."""
-        out = {"sem_A": self.loss(real_a, fake_b, labels_a)}
+        backward translation is given (CycleGAN), ``sem_B`` (real -> synthetic-looking, pseudo-labels);
+        ``ref_a``/``ref_b``: :meth:`reference` of ``real_a``/``real_b`` when already computed."""
+        out = {"sem_A": self.loss(real_a, fake_b, labels_a, ref_a)}
         if self.both_directions and real_b is not None and fake_a is not None:
-            out["sem_B"] = self.loss(real_b, fake_a, None)
+            out["sem_B"] = self.loss(real_b, fake_a, None, ref_b)
         return out
 
 

@@ -83,14 +83,19 @@ class RefinerModel(nn.Module):
 
     default_init = "normal"
 
-    def _classes(self, x: Tensor, labels: Tensor | None = None) -> Tensor | None:
-        """The class of each image for class-conditional discriminators (None when unconditional): the label
-        where given, else the frozen task model's prediction (:meth:`SemanticConsistency.classes`)."""
+    def _conditioning(self, real_a: Tensor, labels_a: Tensor | None, real_b: Tensor
+                      ) -> tuple[Tensor | None, Tensor | None, Any, Any]:
+        """(classes of ``real_a``, classes of ``real_b``, task-model references of both) for class-conditional
+        discriminators — the label where given, else the frozen task model's prediction
+        (:meth:`SemanticConsistency.classes`); the references are reused by the consistency loss. All None when
+        the discriminators are unconditional."""
         if not self.cond_classes:
-            return None
+            return None, None, None, None
         if self.consistency is None:
             raise RuntimeError("class-conditional discriminators need the semantic-consistency task model")
-        return self.consistency.classes(x, labels)
+        c = self.consistency
+        ref_a, ref_b = c.reference(real_a), c.reference(real_b)
+        return c.classes(real_a, labels_a, ref_a), c.classes(real_b, None, ref_b), ref_a, ref_b
 
     def _d_in(self, x: Tensor, classes: Tensor | None) -> Tensor:
         """A discriminator's input: ``x``, with one one-hot map per class appended when conditional."""
@@ -246,7 +251,7 @@ class CycleGAN(RefinerModel):
                 unwrap(d).norm_enabled = not switched
             set_requires_grad([self.att_A, self.att_B], not switched)
 
-        y_a, y_b = self._classes(real_a, labels_a), self._classes(real_b)
+        y_a, y_b, ref_a, ref_b = self._conditioning(real_a, labels_a, real_b)
         fake_b, att_a = self.translate_a(real_a)
         rec_a, _ = self.translate_b(fake_b)
         fake_a, att_b = self.translate_b(real_b)
@@ -284,7 +289,7 @@ class CycleGAN(RefinerModel):
                 self._mean_feat_loss(fake_b, real_b, "B") + self._mean_feat_loss(fake_a, real_a, "A")
             ) * p.lambda_mean_feat
         if self.consistency is not None and self.consistency.weight > 0:
-            losses.update(self.consistency.losses(real_a, fake_b, labels_a, real_b, fake_a))
+            losses.update(self.consistency.losses(real_a, fake_b, labels_a, real_b, fake_a, ref_a, ref_b))
         loss_g = sum(losses.values(), real_a.new_zeros(()))
         self.amp.backward(loss_g)
         self.amp.step(self.optimizers["G"])
@@ -397,7 +402,7 @@ class CUT(RefinerModel):
         fake, feats_real = self.G(real, self.layers)
         fake_b = fake[:n]
         losses: dict[str, Tensor] = {}
-        y_a, y_b = self._classes(real_a, labels_a), self._classes(real_b)
+        y_a, y_b, ref_a, _ = self._conditioning(real_a, labels_a, real_b)
 
         # discriminator first (as CUT does)
         set_requires_grad([self.D], True)
@@ -431,7 +436,7 @@ class CUT(RefinerModel):
         if p.lambda_mean_feat > 0:
             g_losses["mean_feat"] = self._mean_feat_loss(fake_b, real_b, "B") * p.lambda_mean_feat
         if self.consistency is not None and self.consistency.weight > 0:
-            g_losses.update(self.consistency.losses(real_a, fake_b, labels_a))
+            g_losses.update(self.consistency.losses(real_a, fake_b, labels_a, ref_a=ref_a))
         if "NCE_Y" in g_losses:
             total = g_losses.get("G_GAN", real_a.new_zeros(())) + (g_losses["NCE"] + g_losses["NCE_Y"]) * 0.5
             total = total + sum(
