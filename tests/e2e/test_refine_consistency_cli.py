@@ -162,6 +162,25 @@ def test_train_on_refined_domain_with_dann_in_one_config(source_run: dict[str, P
     run = s["root"] / "cycada-dann"
     assert main(["train", "--config", str(cfg_path), "--out", str(run), "-q"]) == 0, capsys.readouterr().err
     assert (run / "run.json").is_file()
+    # CyCADA's feature stage from the model trained on the refined source (docs/refine.md): `model.weights` loads
+    # that run's whole task model, so with a vanishing learning rate DANN ends where that model ended
+    from safetensors.torch import load_file
+
+    (s["root"] / "cy-src").mkdir()
+    src_cfg = _config(s["root"] / "cy-src", "source_only", s["syn"], s["real"])
+    src_cfg.write_text(src_cfg.read_text().replace("role: source}", f"role: source, refiner: {ref}}}"))
+    on_refined = s["root"] / "on-refined"
+    assert main(["train", "--config", str(src_cfg), "--out", str(on_refined), "-q"]) == 0
+    start = on_refined / "checkpoints" / "final.safetensors"
+    staged = s["root"] / "cycada-dann-staged"
+    assert main(["train", "--config", str(cfg_path), "--out", str(staged), "-q", "--set", f"model.weights={start}",
+                 "--set", "optim.lr=1e-12"]) == 0, capsys.readouterr().err
+    a, b = load_file(start), load_file(staged / "checkpoints" / "final.safetensors")
+    scratch = load_file(run / "checkpoints" / "final.safetensors")
+    params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert params and set(a) == set(b)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in params)
+    assert not all(torch.allclose(a[k], scratch[k], atol=1e-3) for k in params)
     capsys.readouterr()
     cfg_path.write_text(text.replace(str(ref), str(s["syn"])))
     assert main(["train", "--config", str(cfg_path), "--out", str(s["root"] / "bad-refiner"), "-q"]) == 2

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from simreal.bench.digits import DigitsConfig, format_table, k_per_class, run_table
 from simreal.bench.digits_data import digit_fonts, real_digits_split, render_digits
@@ -27,6 +28,10 @@ def test_real_split_per_seed_reproducible_and_disjoint() -> None:
     assert list(np.bincount(ya[idx])) == [3] * 10
 
 
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 @pytest.mark.slow
 def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) -> None:
     import simreal.refine.arrays as arrays
@@ -44,8 +49,25 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
         refiners.append((bool(kw["settings"].conditional), int(kw["steps"])))
         return real_refine(*a, **kw)
 
+    import simreal.bench.digits as digits
+
+    runs: list[dict[str, object]] = []  # every classifier training: method, sources, first and last weights
+
+    class SpyTrainer(digits.Trainer):
+        def __init__(self, task: object, model: torch.nn.Module, sources: list, method: object, *a: object,
+                     **kw: object) -> None:
+            runs.append({"method": method.name, "sources": [src.name for src, _ in sources],
+                         "pretrained": kw.get("pretrained", False), "start": _weights(model)})
+            super().__init__(task, model, sources, method, *a, **kw)
+
+        def fit(self) -> object:
+            res = super().fit()
+            runs[-1]["end"] = _weights(res.model)
+            return res
+
     monkeypatch.setattr(arrays, "array_consistency", spy_consistency)
     monkeypatch.setattr(arrays, "refine_arrays", spy_refine)
+    monkeypatch.setattr(digits, "Trainer", SpyTrainer)
     cfg = DigitsConfig(seeds=(0,), n_per_class=60, steps=150, adda_steps=50, finetune_steps=30, width=8,
                        rows=("source only", "DANN", "ADDA", "refined + SC", "refined + SC + DANN",
                              ADAPTED_SC, f"{ADAPTED_SC} + DANN", "fine-tune (k real/class)"), refine_steps=20,
@@ -59,6 +81,16 @@ def test_tiny_table_runs_and_dann_beats_chance(monkeypatch: pytest.MonkeyPatch) 
     assert _accuracy(judges[1][0], _t(xt), yt) == res["rows"]["DANN"][0]
     assert _accuracy(judges[0][0], _t(xt), yt) == res["rows"]["source only"][0]
     assert res["rows"][f"{ADAPTED_SC} + DANN"][0] is not None
+    # CyCADA's feature stage: each "+ DANN" row trains DANN on the refined digits starting from the weights of the
+    # classifier trained on those refined digits (not from scratch, not from the source-only model)
+    # (each variant: a classifier on its checkpoint, one on its final output, then DANN)
+    on_refined = [(r["method"], r["pretrained"]) for r in runs if r["sources"] == ["refined", "real"]]
+    assert on_refined == [("source_only", False), ("source_only", False), ("dann", True)] * 2
+    danns = [i for i, r in enumerate(runs) if r["method"] == "dann" and r["sources"] == ["refined", "real"]]
+    for i in danns:
+        plain, dann = runs[i - 1], runs[i]
+        assert all(torch.equal(dann["start"][k], v) for k, v in plain["end"].items())
+        assert not all(torch.equal(dann["end"][k], v) for k, v in plain["end"].items())
     assert res["rows"]["DANN"][0] > 0.3  # loose: 10 classes, tiny budget
     table = format_table(res)
     assert "DANN" in table and "Model selection: `last`; no row used target labels" in table
