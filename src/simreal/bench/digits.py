@@ -8,8 +8,7 @@ from the model trained on the refined ones (CyCADA's pixel + feature recipe), CU
 and CycleGAN whose consistency judge is the DANN model (adapted with the unlabelled real digits) and whose
 discriminators are class-conditional (the synthetic label; the judge's pseudo-label on real digits), alone and
 followed by DANN the same way), fine-tuning with k real per class, and the target-supervised oracle. No row uses
-target labels for model selection: the selection policy (default
-``last``) is printed with the table.
+target labels for model selection: the selection policy (default ``last``) is printed with the table.
 
 Each refiner variant (and the raw synthetic set) also gets its task-space FID to the real adaptation digits
 (pooled features of the source-only model, :mod:`simreal.refine.select`), at the end and at the
